@@ -1,0 +1,56 @@
+//! The [`Aggregate`] trait: a consistency boundary that decides on commands and evolves by events.
+
+use std::future::Future;
+
+use crate::event::Event;
+
+/// An event-sourced aggregate: state rebuilt from its events, deciding on commands.
+///
+/// Usually derived: `#[derive(Aggregate)]` on the state struct names the types, and
+/// `#[derive(Event)]` / `#[derive(Command)]` on the enums generate the [`Apply`](crate::Apply)
+/// and [`Handle`] dispatch this trait delegates to. It can also be implemented by hand.
+///
+/// The state starts as [`Default`] and changes only through [`apply`](Aggregate::apply);
+/// [`handle`](Aggregate::handle) reads the state and returns the events a command produces,
+/// or the aggregate's error when the command is rejected.
+pub trait Aggregate: Default + Send + Sync + Sized + 'static {
+    /// The aggregate's type name, e.g. `"bank-account"`: the prefix of its stream ids.
+    const TYPE: &'static str;
+
+    /// The event enum.
+    type Event: Event;
+
+    /// The command enum.
+    type Command: Send + Sync + 'static;
+
+    /// The error a rejected command returns.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Services injected into command handlers (`()` when there are none).
+    type Services: Send + Sync + 'static;
+
+    /// Evolves the state by one event. Never fails: an event is a fact that already happened.
+    fn apply(&mut self, event: &Self::Event);
+
+    /// Decides on a command against the current state, returning the events to append.
+    ///
+    /// Returning no events is fine: nothing is appended. A handler may run again with the same
+    /// command when a concurrent writer got in first, so it must not have side effects beyond
+    /// reading `services`.
+    fn handle(
+        &self,
+        command: &Self::Command,
+        services: &Self::Services,
+    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
+}
+
+/// Dispatches a command onto an aggregate's handler methods: `#[derive(Command)]` with
+/// `#[command(aggregate = A)]` implements it.
+pub trait Handle<C>: Aggregate {
+    /// Decides on `command`; see [`Aggregate::handle`].
+    fn handle(
+        &self,
+        command: &C,
+        services: &Self::Services,
+    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
+}

@@ -1,0 +1,188 @@
+//! The [`Event`] trait: how an event enum names, versions, encodes and decodes its variants.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// An event enum: every variant is one event type with a name and a schema version.
+///
+/// Usually derived with `#[derive(Event)]`, which takes the names and versions from
+/// `#[event(...)]` attributes. An event is stored as its type name, its schema version and the
+/// JSON body of the variant alone (without the enum tag), so renaming a Rust variant never
+/// changes stored data, and field-level `serde` attributes shape the body as usual.
+pub trait Event: Sized + Send + Sync + 'static {
+    /// The type name of this event, as stored.
+    fn event_type(&self) -> &'static str;
+
+    /// The schema version this code writes for this event's type.
+    fn schema_version(&self) -> u32;
+
+    /// Encodes the variant's body as JSON.
+    fn encode(&self) -> Result<Payload, EncodeError>;
+
+    /// Decodes a stored event from its type name, schema version and JSON body.
+    ///
+    /// Returns `Ok(None)` for a type the enum declares as removed: such events are skipped.
+    fn decode(
+        event_type: &str,
+        schema_version: u32,
+        payload: &Payload,
+    ) -> Result<Option<Self>, DecodeError>;
+}
+
+/// A JSON document: the stored body of an event.
+///
+/// Kept as raw JSON text, so a store hands it to the decoder as it was written and an event of
+/// the current schema version is deserialized straight into the enum.
+#[derive(Clone)]
+pub struct Payload(Box<RawValue>);
+
+/// Payloads compare by their JSON text.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Payload {}
+
+impl Payload {
+    /// Checks that `json` is one JSON value and wraps it.
+    pub fn from_json(json: impl Into<String>) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json.into()).map(Payload)
+    }
+
+    /// Serializes `value` as JSON.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Payload)
+    }
+
+    /// Wraps JSON text that is known to be valid.
+    pub fn from_raw(raw: Box<RawValue>) -> Self {
+        Payload(raw)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The JSON text as a [`RawValue`].
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// Parses the JSON into a [`serde_json::Value`].
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+/// An event could not be encoded as JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode event `{event_type}` (schema version {schema_version}) as JSON: {source}")]
+pub struct EncodeError {
+    /// The event's type name.
+    pub event_type: &'static str,
+    /// The event's schema version.
+    pub schema_version: u32,
+    /// What serde_json reported.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// A stored event could not be decoded into the event enum.
+///
+/// Every variant names the stored type and schema version; the layer that read the event adds
+/// the stream and the event's version (see [`RepositoryError::Decode`](crate::RepositoryError)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// No variant has this type name (nor an alias of it).
+    #[error("unknown event type `{event_type}` (schema version {schema_version})")]
+    UnknownType {
+        /// The stored type name.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u32,
+    },
+    /// The stored schema version is newer than the one this code knows.
+    #[error(
+        "event type `{event_type}` has schema version {schema_version}, newer than the current version {current}"
+    )]
+    FutureVersion {
+        /// The stored type name.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u32,
+        /// The version this code writes.
+        current: u32,
+    },
+    /// The stored schema version is older than the current one and no upcaster covers it.
+    #[error(
+        "event type `{event_type}` has schema version {schema_version}, and no upcaster brings it to the current version {current}"
+    )]
+    NoUpcaster {
+        /// The stored type name.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u32,
+        /// The version this code writes.
+        current: u32,
+    },
+    /// The body does not match the variant's shape.
+    #[error("event type `{event_type}` schema version {schema_version}: the body does not match: {source}")]
+    Body {
+        /// The stored type name.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u32,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An upcaster failed on the stored body.
+    #[error("event type `{event_type}`: upcasting from schema version {from} failed: {source}")]
+    Upcast {
+        /// The stored type name.
+        event_type: String,
+        /// The version the failing step started from.
+        from: u32,
+        /// What the upcaster reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl DecodeError {
+    /// The stored type name of the event that failed to decode.
+    pub fn event_type(&self) -> &str {
+        match self {
+            DecodeError::UnknownType { event_type, .. }
+            | DecodeError::FutureVersion { event_type, .. }
+            | DecodeError::NoUpcaster { event_type, .. }
+            | DecodeError::Body { event_type, .. }
+            | DecodeError::Upcast { event_type, .. } => event_type,
+        }
+    }
+}
+
+/// Dispatches an event onto a state: `#[derive(Event)]` with `#[event(apply = State)]`
+/// implements it by calling one method of `State` per variant.
+pub trait Apply<E> {
+    /// Changes the state by one event.
+    fn apply(&mut self, event: &E);
+}

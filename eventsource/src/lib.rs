@@ -1,0 +1,52 @@
+#![doc = include_str!("../../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod aggregate;
+mod codec;
+mod event;
+mod metadata;
+mod repository;
+mod store;
+mod stream;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use aggregate::{Aggregate, Handle};
+pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
+pub use metadata::Metadata;
+pub use repository::{
+    idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
+    RetryPolicy,
+};
+pub use store::{
+    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, StoreError,
+    StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
+};
+pub use stream::{
+    Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,
+};
+
+#[cfg(feature = "derive")]
+pub use eventsource_derive::Event;
+
+#[cfg(feature = "derive")]
+pub use eventsource_derive::Command;
+
+#[cfg(feature = "derive")]
+pub use eventsource_derive::Aggregate;
+
+/// The types most programs need: `use eventsource::prelude::*;`.
+pub mod prelude {
+    #[cfg(feature = "derive")]
+    pub use crate::Command;
+
+    pub use crate::{
+        Aggregate, CommandContext, Event, EventStore, EventStoreExt, ExpectedVersion, Metadata,
+        Repository, RepositoryError, StreamId, Version,
+    };
+}

@@ -1,0 +1,465 @@
+//! The [`Repository`]: load an aggregate, decide on a command, append with optimistic
+//! concurrency, retry on conflict.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::event::{DecodeError, EncodeError};
+use crate::metadata::Metadata;
+use crate::store::{EventStore, EventStoreExt, NewEvent, StoreError};
+use crate::stream::{ExpectedVersion, Position, StreamId, Version};
+
+/// An aggregate's state together with the stream version it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The version of the last event applied (0 for a new aggregate).
+    pub version: Version,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandOutcome {
+    /// The stream's version after the command.
+    pub version: Version,
+    /// How many events the command appended (0 when it decided nothing should change, or when
+    /// it is a repeat of a command already executed with the same idempotency key).
+    pub appended: usize,
+    /// The global position of the last appended event.
+    pub last_position: Option<Position>,
+    /// Whether the command was a repeat of one already executed with the same idempotency
+    /// key, so nothing was run or written.
+    pub duplicate: bool,
+    /// How many times the command was decided (more than 1 after conflicts).
+    pub attempts: u32,
+}
+
+/// Options for one command: metadata to stamp, a version to expect, an idempotency key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Stamped on every event the command produces.
+    pub metadata: Metadata,
+    /// When set, the command is decided only if the stream is at this version, and is not
+    /// retried on conflict: the caller decided on a state it saw.
+    pub expected_version: Option<ExpectedVersion>,
+    /// When set, the command's event ids derive from this key (see [`idempotent_event_id`]), so
+    /// executing the same command twice with the same key appends once.
+    pub idempotency_key: Option<String>,
+}
+
+impl CommandContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the metadata stamped on every event.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Requires the stream to be at `expected` (and disables retry on conflict).
+    pub fn with_expected_version(mut self, expected: ExpectedVersion) -> Self {
+        self.expected_version = Some(expected);
+        self
+    }
+
+    /// Makes the command idempotent under `key`.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+/// How often a command is decided again when a concurrent writer appended first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The most times a command is decided, the first included (at least 1).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 16 }
+    }
+}
+
+/// A repository operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepositoryError<E> {
+    /// The aggregate rejected the command.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// The store failed or refused the append (a conflict with an expected version given in
+    /// the [`CommandContext`] arrives here as [`StoreError::Conflict`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded.
+    #[error("cannot decode event {version} of stream `{stream}`: {source}")]
+    Decode {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in the stream.
+        version: Version,
+        /// What went wrong.
+        #[source]
+        source: DecodeError,
+    },
+    /// An event the command produced could not be encoded; nothing was written.
+    #[error("cannot encode an event for stream `{stream}`: {source}")]
+    Encode {
+        /// The stream.
+        stream: StreamId,
+        /// What went wrong.
+        #[source]
+        source: EncodeError,
+    },
+    /// Every attempt met a concurrent write; nothing was written by this command.
+    #[error("gave up on stream `{stream}` after {attempts} attempts: each append met a concurrent write (the stream is at version {actual})")]
+    TooManyConflicts {
+        /// The stream.
+        stream: StreamId,
+        /// How many times the command was decided.
+        attempts: u32,
+        /// The stream's version at the last conflict.
+        actual: Version,
+    },
+    /// A time-travel query asked for a version the stream does not have.
+    #[error("stream `{stream}` has no version {requested}: it is at version {current}")]
+    VersionNotFound {
+        /// The stream.
+        stream: StreamId,
+        /// The version asked for.
+        requested: Version,
+        /// The stream's current version.
+        current: Version,
+    },
+}
+
+impl<E> RepositoryError<E> {
+    /// The aggregate's error, if the command was rejected.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            RepositoryError::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The namespace of idempotency-derived event ids (a UUID v5 namespace).
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x4c6f_bd1e_8a5f_4e0b_9d1c_e7a2_6b35_90f4);
+
+/// The id of the `index`-th event (from 0) produced by a command run on `stream` under an
+/// idempotency `key`: a UUID v5, the same on every run.
+pub fn idempotent_event_id(stream: &StreamId, key: &str, index: usize) -> Uuid {
+    let name = format!("{}\u{0}{}\u{0}{}", stream.as_str(), key, index);
+    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, name.as_bytes())
+}
+
+/// Loads aggregates of type `A` from the store `S`, runs commands on them and appends the
+/// resulting events.
+///
+/// Each [`execute`](Repository::execute) loads the stream, decides on the command and appends
+/// with the loaded version as the expected version. When another writer appended first, the
+/// repository catches up with the new events and decides again, up to
+/// [`RetryPolicy::max_attempts`] times. A `Repository` is cheap to share: put it in an `Arc`.
+pub struct Repository<A: Aggregate, S> {
+    store: S,
+    services: A::Services,
+    retry: RetryPolicy,
+    batch_size: usize,
+}
+
+impl<A: Aggregate, S> fmt::Debug for Repository<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &A::TYPE)
+            .field("retry", &self.retry)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S>
+where
+    A::Services: Default,
+{
+    /// A repository over `store` with default services.
+    pub fn new(store: S) -> Self {
+        Self::with_services(store, A::Services::default())
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Repository<A, S> {
+    /// A repository over `store` whose handlers receive `services`.
+    pub fn with_services(store: S, services: A::Services) -> Self {
+        Repository {
+            store,
+            services,
+            retry: RetryPolicy::default(),
+            batch_size: crate::store::DEFAULT_BATCH_SIZE,
+        }
+    }
+
+    /// Sets the retry policy for conflicts.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = RetryPolicy {
+            max_attempts: retry.max_attempts.max(1),
+        };
+        self
+    }
+
+    /// Sets how many events one read fetches when loading.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The services handlers receive.
+    pub fn services(&self) -> &A::Services {
+        &self.services
+    }
+
+    /// Runs `command` on the aggregate in stream `id` and appends the events it produces.
+    pub async fn execute(
+        &self,
+        id: &StreamId,
+        command: A::Command,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
+        self.execute_with(id, command, CommandContext::default())
+            .await
+    }
+
+    /// Runs `command` with the options in `context`: metadata stamped on every event, an
+    /// expected version, an idempotency key.
+    pub async fn execute_with(
+        &self,
+        id: &StreamId,
+        command: A::Command,
+        context: CommandContext,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
+        if let Some(key) = &context.idempotency_key {
+            let first = idempotent_event_id(id, key, 0);
+            if let Some(recorded) = self.store.read_event(first).await? {
+                if recorded.stream_id == *id {
+                    tracing::debug!(stream = %id, key, "command already executed under this idempotency key");
+                    return Ok(CommandOutcome {
+                        version: self.store.stream_version(id).await?,
+                        appended: 0,
+                        last_position: None,
+                        duplicate: true,
+                        attempts: 0,
+                    });
+                }
+            }
+        }
+
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: Version::INITIAL,
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            // After a conflict only the events appended since are read: the state is kept.
+            self.catch_up(id, &mut loaded, None).await?;
+            if let Some(expected) = context.expected_version {
+                if !expected.matches(loaded.version) {
+                    return Err(StoreError::Conflict {
+                        stream: id.clone(),
+                        expected,
+                        actual: loaded.version,
+                    }
+                    .into());
+                }
+            }
+            let events = loaded
+                .state
+                .handle(&command, &self.services)
+                .await
+                .map_err(RepositoryError::Rejected)?;
+            if events.is_empty() {
+                return Ok(CommandOutcome {
+                    version: loaded.version,
+                    appended: 0,
+                    last_position: None,
+                    duplicate: false,
+                    attempts,
+                });
+            }
+            let new_events = self.encode(id, &events, &context)?;
+            let expected = context
+                .expected_version
+                .unwrap_or(ExpectedVersion::Exact(loaded.version));
+            match self.store.append(id, expected, new_events).await {
+                Ok(result) => {
+                    return Ok(CommandOutcome {
+                        version: result.stream_version,
+                        appended: events.len(),
+                        last_position: result.last_position,
+                        duplicate: false,
+                        attempts,
+                    })
+                }
+                Err(StoreError::Conflict { actual, .. })
+                    if context.expected_version.is_none() =>
+                {
+                    if attempts >= self.retry.max_attempts {
+                        return Err(RepositoryError::TooManyConflicts {
+                            stream: id.clone(),
+                            attempts,
+                            actual,
+                        });
+                    }
+                    tracing::trace!(stream = %id, attempts, %actual, "conflict, deciding again");
+                    YieldNow(false).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The current state of the aggregate in stream `id` and its version.
+    pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: Version::INITIAL,
+        };
+        self.catch_up(id, &mut loaded, None).await?;
+        Ok(loaded)
+    }
+
+    /// The state as it was at `version` (time travel by version).
+    pub async fn load_at(
+        &self,
+        id: &StreamId,
+        version: Version,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: Version::INITIAL,
+        };
+        self.catch_up(id, &mut loaded, Some(Until::Version(version)))
+            .await?;
+        if loaded.version < version {
+            return Err(RepositoryError::VersionNotFound {
+                stream: id.clone(),
+                requested: version,
+                current: loaded.version,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// The state as it was at time `at`: every event recorded at or before it applied (time
+    /// travel by time). Before the first event this is the default state at version 0.
+    pub async fn load_as_of(
+        &self,
+        id: &StreamId,
+        at: SystemTime,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let mut loaded = Loaded {
+            state: A::default(),
+            version: Version::INITIAL,
+        };
+        self.catch_up(id, &mut loaded, Some(Until::Time(at))).await?;
+        Ok(loaded)
+    }
+
+    /// Applies the events of `id` after `loaded.version` (up to `until`) onto `loaded`.
+    async fn catch_up(
+        &self,
+        id: &StreamId,
+        loaded: &mut Loaded<A>,
+        until: Option<Until>,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let mut reader = self
+            .store
+            .stream_reader(id, loaded.version.next())
+            .batch_size(self.batch_size);
+        while let Some(batch) = reader.next_batch().await? {
+            for recorded in batch {
+                match until {
+                    Some(Until::Version(v)) if recorded.version > v => return Ok(()),
+                    Some(Until::Time(t)) if recorded.recorded_at > t => return Ok(()),
+                    _ => {}
+                }
+                let event = recorded
+                    .decode::<A::Event>()
+                    .map_err(|source| RepositoryError::Decode {
+                        stream: id.clone(),
+                        version: recorded.version,
+                        source,
+                    })?;
+                if let Some(event) = event {
+                    loaded.state.apply(&event);
+                }
+                loaded.version = recorded.version;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(
+        &self,
+        id: &StreamId,
+        events: &[A::Event],
+        context: &CommandContext,
+    ) -> Result<Vec<NewEvent>, RepositoryError<A::Error>> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let new = NewEvent::encode(event, context.metadata.clone()).map_err(|source| {
+                    RepositoryError::Encode {
+                        stream: id.clone(),
+                        source,
+                    }
+                })?;
+                Ok(match &context.idempotency_key {
+                    Some(key) => new.with_event_id(idempotent_event_id(id, key, index)),
+                    None => new,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Until {
+    Version(Version),
+    Time(SystemTime),
+}
+
+/// Yields to the executor once, so the writer that won a conflict can move on.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+

@@ -1,0 +1,388 @@
+//! The [`EventStore`] trait every backend implements, and the records it stores and returns.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::event::{EncodeError, Event, Payload};
+use crate::metadata::Metadata;
+use crate::stream::{Checkpoint, ExpectedVersion, Position, StreamId, Version};
+
+/// An event to append: its id, type, schema version, encoded body and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The event's unique id. Appending an id that is already stored is idempotent.
+    pub event_id: Uuid,
+    /// The type name.
+    pub event_type: Cow<'static, str>,
+    /// The schema version of `payload`.
+    pub schema_version: u32,
+    /// The JSON body.
+    pub payload: Payload,
+    /// Audit metadata.
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// Encodes `event` with a new random event id.
+    pub fn encode<E: Event>(event: &E, metadata: Metadata) -> Result<Self, EncodeError> {
+        Ok(NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: Cow::Borrowed(event.event_type()),
+            schema_version: event.schema_version(),
+            payload: event.encode()?,
+            metadata,
+        })
+    }
+
+    /// Replaces the event id, for example with one derived from an idempotency key.
+    pub fn with_event_id(mut self, event_id: Uuid) -> Self {
+        self.event_id = event_id;
+        self
+    }
+}
+
+/// An event as stored, with the place the store gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// The event's unique id.
+    pub event_id: Uuid,
+    /// The stream it belongs to.
+    pub stream_id: StreamId,
+    /// Its version in the stream (1 for the first event).
+    pub version: Version,
+    /// Its position in the global log.
+    pub position: Position,
+    /// The commit (transaction) it was written in; see [`Checkpoint`].
+    pub commit: u64,
+    /// The type name.
+    pub event_type: String,
+    /// The schema version of `payload`.
+    pub schema_version: u32,
+    /// The JSON body.
+    pub payload: Payload,
+    /// Audit metadata.
+    pub metadata: Metadata,
+    /// When the store recorded it.
+    pub recorded_at: SystemTime,
+}
+
+impl RecordedEvent {
+    /// The reader's checkpoint just after this event.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            commit: self.commit,
+            position: self.position,
+        }
+    }
+
+    /// Decodes the payload into the event enum `E`.
+    ///
+    /// `Ok(None)` is an event of a type `E` declares as removed.
+    pub fn decode<E: Event>(&self) -> Result<Option<E>, crate::event::DecodeError> {
+        E::decode(&self.event_type, self.schema_version, &self.payload)
+    }
+}
+
+/// The events to append to one stream, as part of a multi-stream append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    /// The stream to append to.
+    pub stream_id: StreamId,
+    /// What the stream's version must be.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The version of the first appended event (the stream's next version when none was).
+    pub first_version: Version,
+    /// The stream's version after the append.
+    pub stream_version: Version,
+    /// The global position of the last appended event, if any was appended.
+    pub last_position: Option<Position>,
+}
+
+/// An event store failed, or refused an append.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream's version did not match the expected version; nothing was written.
+    #[error("version conflict on stream `{stream}`: expected {expected}, but the stream is at version {actual}")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0 when it holds no events).
+        actual: Version,
+    },
+    /// An event id is already stored, and the append is not an exact retry of the append
+    /// that stored it; nothing was written.
+    #[error("event id {event_id} is already stored as version {version} of stream `{stream}`, and this append is not an exact retry of that one")]
+    DuplicateEventId {
+        /// The event id.
+        event_id: Uuid,
+        /// The stream it is stored in.
+        stream: StreamId,
+        /// Its version there.
+        version: Version,
+    },
+    /// One multi-stream append names a stream twice; nothing was written.
+    #[error("stream `{stream}` appears more than once in one multi-stream append")]
+    DuplicateStream {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// The backend refused the data, for example a value its storage cannot hold.
+    #[error("the event store rejected the data for stream `{stream}`: {reason}")]
+    Rejected {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        reason: String,
+    },
+    /// The backend failed (connection, I/O, database error). The append may not have
+    /// committed; retrying with the same event ids is safe.
+    #[error("event store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend's own error.
+    pub fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        StoreError::Backend(error.into())
+    }
+
+    /// Whether this is a [`StoreError::Conflict`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. })
+    }
+}
+
+/// Storage for event streams: append with optimistic concurrency, read a stream, read the
+/// global log.
+///
+/// Implementations must pass the conformance suite in `eventsource::testing` (feature
+/// `testing`). The trait is object safe, so `Arc<dyn EventStore>` works wherever a store does.
+///
+/// # Contract
+///
+/// - Appends are atomic: all events of a call (across all its streams) are written, or none.
+/// - Versions of a stream are 1, 2, 3... with no gaps; global positions are unique and
+///   increase in write order.
+/// - Appending events whose ids are all stored already, in the same order as one earlier
+///   append wrote them, writes nothing and returns that append's result, whatever the expected
+///   version says. Any other reuse of a stored id is [`StoreError::DuplicateEventId`].
+/// - Reads return at most `limit` events, so a caller can page through any amount of data.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to one stream if its version matches `expected`.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let mut results = self
+            .append_streams(vec![StreamAppend {
+                stream_id: stream.clone(),
+                expected,
+                events,
+            }])
+            .await?;
+        results.pop().ok_or_else(|| {
+            StoreError::backend("the store returned no result for a one-stream append")
+        })
+    }
+
+    /// Appends to several streams atomically: every expected version must match, or nothing is
+    /// written. Returns one result per stream, in order.
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError>;
+
+    /// Reads up to `limit` events of `stream` with version `from` or later, in version order.
+    /// A stream that does not exist reads as empty.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` events of the global log after `after`, in checkpoint order.
+    ///
+    /// Events are returned only once every event before them is visible, so a reader that
+    /// resumes from the last checkpoint it saw never skips one.
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The current version of `stream` (0 when it holds no events).
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError>;
+
+    /// The event with id `event_id`, if it is stored.
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError>;
+}
+
+macro_rules! delegate_event_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: EventStore + ?Sized> EventStore for $ty {
+            async fn append(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> Result<AppendResult, StoreError> {
+                (**self).append(stream, expected, events).await
+            }
+
+            async fn append_streams(
+                &self,
+                appends: Vec<StreamAppend>,
+            ) -> Result<Vec<AppendResult>, StoreError> {
+                (**self).append_streams(appends).await
+            }
+
+            async fn read_stream(
+                &self,
+                stream: &StreamId,
+                from: Version,
+                limit: usize,
+            ) -> Result<Vec<RecordedEvent>, StoreError> {
+                (**self).read_stream(stream, from, limit).await
+            }
+
+            async fn read_all(
+                &self,
+                after: Checkpoint,
+                limit: usize,
+            ) -> Result<Vec<RecordedEvent>, StoreError> {
+                (**self).read_all(after, limit).await
+            }
+
+            async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
+                (**self).stream_version(stream).await
+            }
+
+            async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+                (**self).read_event(event_id).await
+            }
+        }
+    )*};
+}
+
+delegate_event_store!(Arc<S>, Box<S>, &S);
+
+/// The batch size readers use unless told otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 1_000;
+
+/// Pages through one stream in batches; see [`EventStoreExt::stream_reader`].
+#[derive(Debug)]
+pub struct StreamReader<'a, S: ?Sized> {
+    store: &'a S,
+    stream: StreamId,
+    next: Version,
+    batch_size: usize,
+    done: bool,
+}
+
+impl<S: EventStore + ?Sized> StreamReader<'_, S> {
+    /// Sets how many events one batch holds at most (at least 1).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The next batch, or `None` once the stream is read to its end.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let batch = self
+            .store
+            .read_stream(&self.stream, self.next, self.batch_size)
+            .await?;
+        match batch.last() {
+            Some(last) => self.next = last.version.next(),
+            None => {
+                self.done = true;
+                return Ok(None);
+            }
+        }
+        if batch.len() < self.batch_size {
+            self.done = true;
+        }
+        Ok(Some(batch))
+    }
+}
+
+/// Pages through the global log in batches; see [`EventStoreExt::log_reader`].
+#[derive(Debug)]
+pub struct LogReader<'a, S: ?Sized> {
+    store: &'a S,
+    after: Checkpoint,
+    batch_size: usize,
+}
+
+impl<S: EventStore + ?Sized> LogReader<'_, S> {
+    /// Sets how many events one batch holds at most (at least 1).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// The checkpoint after the last event returned.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.after
+    }
+
+    /// The next batch, or `None` when nothing more is visible now. Calling again later
+    /// returns events written since.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        let batch = self.store.read_all(self.after, self.batch_size).await?;
+        match batch.last() {
+            Some(last) => {
+                self.after = last.checkpoint();
+                Ok(Some(batch))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Batched readers over any [`EventStore`].
+pub trait EventStoreExt: EventStore {
+    /// Reads `stream` from version `from` on, in batches of [`DEFAULT_BATCH_SIZE`].
+    fn stream_reader(&self, stream: &StreamId, from: Version) -> StreamReader<'_, Self> {
+        StreamReader {
+            store: self,
+            stream: stream.clone(),
+            next: from,
+            batch_size: DEFAULT_BATCH_SIZE,
+            done: false,
+        }
+    }
+
+    /// Reads the global log after `after`, in batches of [`DEFAULT_BATCH_SIZE`].
+    fn log_reader(&self, after: Checkpoint) -> LogReader<'_, Self> {
+        LogReader {
+            store: self,
+            after,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+impl<S: EventStore + ?Sized> EventStoreExt for S {}
