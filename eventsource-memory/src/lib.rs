@@ -1,1 +1,311 @@
-//! mem
+//! An embedded, in-memory [`EventStore`] for tests, examples and small tools.
+//!
+//! [`MemoryEventStore`] keeps events as a real store does, encoded as JSON with their metadata,
+//! so code that passes its tests on it behaves the same on a database backend: it runs the same
+//! conformance suite as `eventsource-postgres`. Nothing is persisted; data lives as long as the
+//! last clone of the store.
+//!
+//! ```
+//! use eventsource::{EventStore, ExpectedVersion, StreamId, Version};
+//! use eventsource_memory::MemoryEventStore;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryEventStore::new();
+//! let stream = StreamId::new("bank-account-1")?;
+//! assert_eq!(store.stream_version(&stream).await?, Version(0));
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use eventsource::{
+    AppendResult, Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    StoreError, StreamAppend, StreamId, Version,
+};
+use uuid::Uuid;
+
+/// An event store held in memory, cheap to clone and safe to share across tasks: clones share
+/// the same data.
+///
+/// Every append takes one write lock and does no I/O, so appends are atomic and totally
+/// ordered: the commit number of an append is its rank, and global positions follow it.
+#[derive(Clone, Default)]
+pub struct MemoryEventStore {
+    inner: Arc<RwLock<Log>>,
+}
+
+impl std::fmt::Debug for MemoryEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let log = self.read();
+        f.debug_struct("MemoryEventStore")
+            .field("events", &log.events.len())
+            .field("streams", &log.streams.len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    /// The global log; the event at index `i` has position `i + 1`.
+    events: Vec<RecordedEvent>,
+    /// Each stream's events, as indexes into `events`; the event at index `v - 1` has version `v`.
+    streams: HashMap<StreamId, Vec<usize>>,
+    /// Every stored event id, as an index into `events`.
+    by_id: HashMap<Uuid, usize>,
+    /// The number of appends that wrote at least one event.
+    commits: u64,
+}
+
+/// What the checks decided for one stream of an append.
+enum Plan {
+    /// An exact retry of an earlier append: return its result, write nothing.
+    Retry(AppendResult),
+    /// Write the events after `current`.
+    Write { current: Version },
+}
+
+impl MemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events the store holds, over all streams.
+    pub fn len(&self) -> usize {
+        self.read().events.len()
+    }
+
+    /// Whether the store holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.read().events.is_empty()
+    }
+
+    // Nothing panics while a guard is held, so a poisoned lock still guards consistent data.
+    fn read(&self) -> RwLockReadGuard<'_, Log> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Log> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Log {
+    fn version(&self, stream: &StreamId) -> Version {
+        Version(self.streams.get(stream).map_or(0, |s| s.len() as u64))
+    }
+
+    /// Decides whether `append` is a retry, a write, or refused.
+    fn plan(
+        &self,
+        append: &StreamAppend,
+        ids_in_call: &mut HashSet<Uuid>,
+    ) -> Result<Plan, StoreError> {
+        let stream = &append.stream_id;
+        for event in &append.events {
+            if !ids_in_call.insert(event.event_id) {
+                return Err(StoreError::Rejected {
+                    stream: stream.clone(),
+                    reason: format!("event id {} appears twice in one append", event.event_id),
+                });
+            }
+        }
+        if let Some(retry) = self.retry_of(append)? {
+            return Ok(Plan::Retry(retry));
+        }
+        let current = self.version(stream);
+        if !append.expected.matches(current) {
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected: append.expected,
+                actual: current,
+            });
+        }
+        Ok(Plan::Write { current })
+    }
+
+    /// The earlier result if `append` repeats an append exactly: the same ids, in the same
+    /// stream, at consecutive versions. A partial overlap is an error.
+    fn retry_of(&self, append: &StreamAppend) -> Result<Option<AppendResult>, StoreError> {
+        let stored = |id: &Uuid| self.by_id.get(id).map(|&index| &self.events[index]);
+        let Some(first) = append.events.first().and_then(|e| stored(&e.event_id)) else {
+            return match append.events.iter().find_map(|e| stored(&e.event_id)) {
+                Some(clash) => Err(duplicate(clash)),
+                None => Ok(None),
+            };
+        };
+        let mut last = first;
+        for (offset, event) in append.events.iter().enumerate() {
+            match stored(&event.event_id) {
+                Some(recorded)
+                    if recorded.stream_id == append.stream_id
+                        && recorded.version.0 == first.version.0 + offset as u64 =>
+                {
+                    last = recorded;
+                }
+                Some(recorded) => return Err(duplicate(recorded)),
+                None => return Err(duplicate(first)),
+            }
+        }
+        Ok(Some(AppendResult {
+            first_version: first.version,
+            stream_version: last.version,
+            last_position: Some(last.position),
+        }))
+    }
+
+    fn write(
+        &mut self,
+        append: StreamAppend,
+        current: Version,
+        commit: u64,
+        now: SystemTime,
+    ) -> AppendResult {
+        let indexes = self.streams.entry(append.stream_id.clone()).or_default();
+        let mut version = current;
+        let mut last_position = None;
+        for event in append.events {
+            version = version.next();
+            let index = self.events.len();
+            let position = Position(index as u64 + 1);
+            last_position = Some(position);
+            indexes.push(index);
+            self.by_id.insert(event.event_id, index);
+            self.events.push(RecordedEvent {
+                event_id: event.event_id,
+                stream_id: append.stream_id.clone(),
+                version,
+                position,
+                commit,
+                event_type: event.event_type.into_owned(),
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                recorded_at: now,
+            });
+        }
+        AppendResult {
+            first_version: current.next(),
+            stream_version: version,
+            last_position,
+        }
+    }
+}
+
+fn duplicate(recorded: &RecordedEvent) -> StoreError {
+    StoreError::DuplicateEventId {
+        event_id: recorded.event_id,
+        stream: recorded.stream_id.clone(),
+        version: recorded.version,
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let mut results = self
+            .append_streams(vec![StreamAppend {
+                stream_id: stream.clone(),
+                expected,
+                events,
+            }])
+            .await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::backend("a one-stream append returned no result"))
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let mut log = self.write();
+
+        // Check everything before writing anything, so a refused append leaves no trace.
+        let mut streams = HashSet::with_capacity(appends.len());
+        let mut ids = HashSet::new();
+        let mut plans = Vec::with_capacity(appends.len());
+        for append in &appends {
+            if !streams.insert(&append.stream_id) {
+                return Err(StoreError::DuplicateStream {
+                    stream: append.stream_id.clone(),
+                });
+            }
+            plans.push(log.plan(append, &mut ids)?);
+        }
+
+        let writes = appends
+            .iter()
+            .zip(&plans)
+            .any(|(append, plan)| matches!(plan, Plan::Write { .. }) && !append.events.is_empty());
+        let commit = if writes {
+            log.commits += 1;
+            log.commits
+        } else {
+            log.commits
+        };
+        // Recorded times never go backwards, even if the wall clock does.
+        let now = SystemTime::now().max(
+            log.events
+                .last()
+                .map_or(SystemTime::UNIX_EPOCH, |e| e.recorded_at),
+        );
+
+        Ok(appends
+            .into_iter()
+            .zip(plans)
+            .map(|(append, plan)| match plan {
+                Plan::Retry(result) => result,
+                Plan::Write { current } => log.write(append, current, commit, now),
+            })
+            .collect())
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let Some(indexes) = log.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let start = usize::try_from(from.0.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = start.saturating_add(limit).min(indexes.len());
+        Ok(indexes[start..end]
+            .iter()
+            .map(|&i| log.events[i].clone())
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let log = self.read();
+        let start = log.events.partition_point(|e| e.checkpoint() <= after);
+        let end = start.saturating_add(limit).min(log.events.len());
+        Ok(log.events[start..end].to_vec())
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
+        Ok(self.read().version(stream))
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let log = self.read();
+        Ok(log.by_id.get(&event_id).map(|&i| log.events[i].clone()))
+    }
+}

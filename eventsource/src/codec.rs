@@ -6,7 +6,9 @@
 //! the content of a named variant. So every serde attribute on fields keeps working, and a
 //! current-version body deserializes straight from its bytes into the enum.
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor,
+};
 use serde::ser::{self, Impossible, Serialize, Serializer};
 use serde::Deserialize as _;
 
@@ -310,4 +312,3 @@ impl<'de, D: Deserializer<'de>> VariantAccess<'de> for Content<D> {
         self.0.deserialize_struct("", fields, visitor)
     }
 }
-

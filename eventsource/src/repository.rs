@@ -316,9 +316,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         attempts,
                     })
                 }
-                Err(StoreError::Conflict { actual, .. })
-                    if context.expected_version.is_none() =>
-                {
+                Err(StoreError::Conflict { actual, .. }) if context.expected_version.is_none() => {
                     if attempts >= self.retry.max_attempts {
                         return Err(RepositoryError::TooManyConflicts {
                             stream: id.clone(),
@@ -377,7 +375,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             state: A::default(),
             version: Version::INITIAL,
         };
-        self.catch_up(id, &mut loaded, Some(Until::Time(at))).await?;
+        self.catch_up(id, &mut loaded, Some(Until::Time(at)))
+            .await?;
         Ok(loaded)
     }
 
@@ -399,13 +398,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     Some(Until::Time(t)) if recorded.recorded_at > t => return Ok(()),
                     _ => {}
                 }
-                let event = recorded
-                    .decode::<A::Event>()
-                    .map_err(|source| RepositoryError::Decode {
-                        stream: id.clone(),
-                        version: recorded.version,
-                        source,
-                    })?;
+                let event =
+                    recorded
+                        .decode::<A::Event>()
+                        .map_err(|source| RepositoryError::Decode {
+                            stream: id.clone(),
+                            version: recorded.version,
+                            source,
+                        })?;
                 if let Some(event) = event {
                     loaded.state.apply(&event);
                 }
@@ -462,4 +462,3 @@ impl Future for YieldNow {
         }
     }
 }
-

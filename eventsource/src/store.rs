@@ -123,9 +123,9 @@ pub enum StoreError {
         /// The stream's actual version (0 when it holds no events).
         actual: Version,
     },
-    /// An event id is already stored, and the append is not an exact retry of the append
-    /// that stored it; nothing was written.
-    #[error("event id {event_id} is already stored as version {version} of stream `{stream}`, and this append is not an exact retry of that one")]
+    /// An event id is already stored, and the append does not repeat the stored events in
+    /// order; nothing was written.
+    #[error("event id {event_id} is already stored as version {version} of stream `{stream}`, and this append does not repeat the stored events in order")]
     DuplicateEventId {
         /// The event id.
         event_id: Uuid,
@@ -177,9 +177,10 @@ impl StoreError {
 /// - Appends are atomic: all events of a call (across all its streams) are written, or none.
 /// - Versions of a stream are 1, 2, 3... with no gaps; global positions are unique and
 ///   increase in write order.
-/// - Appending events whose ids are all stored already, in the same order as one earlier
-///   append wrote them, writes nothing and returns that append's result, whatever the expected
-///   version says. Any other reuse of a stored id is [`StoreError::DuplicateEventId`].
+/// - Appending events whose ids are all stored already, in the same stream at consecutive
+///   versions in the same order (as in an exact retry of an earlier append),
+///   writes nothing and returns the result describing those stored events, whatever the
+///   expected version says. Any other reuse of a stored id is [`StoreError::DuplicateEventId`].
 /// - Reads return at most `limit` events, so a caller can page through any amount of data.
 #[async_trait]
 pub trait EventStore: Send + Sync {

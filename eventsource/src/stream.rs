@@ -54,7 +54,9 @@ impl StreamId {
     /// let stream = StreamId::for_aggregate::<A>("42")?; // e.g. "bank-account-42"
     /// # Ok(()) }
     /// ```
-    pub fn for_aggregate<A: crate::Aggregate>(id: impl fmt::Display) -> Result<Self, InvalidStreamId> {
+    pub fn for_aggregate<A: crate::Aggregate>(
+        id: impl fmt::Display,
+    ) -> Result<Self, InvalidStreamId> {
         StreamId::new(format!("{}-{}", A::TYPE, id))
     }
 

@@ -1,0 +1,749 @@
+//! The conformance suite: the behaviour every [`EventStore`] must show, as async functions
+//! generic over the store, and [`conformance_tests!`](crate::conformance_tests) to run them
+//! all as `#[test]`s with one macro call:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate
+//! eventsource::conformance_tests!(MyStore::connect_for_tests().await);
+//! ```
+//!
+//! The expression is evaluated once per test, inside the test's Tokio runtime, so it may
+//! `.await`; it must return a new, empty store each time.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use uuid::Uuid;
+
+use crate::event::Payload;
+use crate::metadata::Metadata;
+use crate::store::{EventStore, EventStoreExt, NewEvent, RecordedEvent, StoreError, StreamAppend};
+use crate::stream::{Checkpoint, ExpectedVersion, StreamId, Version};
+
+/// Defines one `#[test]` per conformance check, each running on a store made by `$store`.
+///
+/// `$store` is an expression evaluated inside each test's Tokio runtime (so it may `.await`)
+/// that returns a new, empty store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($store:expr) => {
+        $crate::__conformance_tests! {
+            $store;
+            append_and_read_stream,
+            expected_version_any,
+            expected_version_no_stream,
+            expected_version_stream_exists,
+            expected_version_exact,
+            empty_append_checks_version,
+            atomic_multi_event_append,
+            atomic_multi_stream_append,
+            global_order_and_positions,
+            idempotent_reappend,
+            metadata_round_trip,
+            recorded_at_is_monotonic,
+            concurrent_writers_one_stream,
+            batched_reads_large_stream,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($store:expr; $($check:ident),* $(,)?) => {$(
+        #[test]
+        fn $check() {
+            $crate::testing::conformance::run(async {
+                let store = $store;
+                $crate::testing::conformance::$check(store).await;
+            });
+        }
+    )*};
+}
+
+/// Runs `test` on a new multi-threaded Tokio runtime with two workers.
+pub fn run(test: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("cannot start a Tokio runtime for the conformance test")
+        .block_on(test)
+}
+
+fn stream(name: &str) -> StreamId {
+    // Unique per call, so a store shared between tests (a database) never mixes their data.
+    StreamId::new(format!("{name}-{}", Uuid::new_v4().simple())).expect("valid test stream id")
+}
+
+/// A test event: type `test.happened`, body `{"n": n}`.
+pub fn test_event(n: u64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        event_type: "test.happened".into(),
+        schema_version: 1,
+        payload: Payload::from_value(&serde_json::json!({ "n": n })).expect("json"),
+        metadata: Metadata::default(),
+    }
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(test_event).collect()
+}
+
+fn n_of(event: &RecordedEvent) -> u64 {
+    event.payload.to_value().expect("stored payload is JSON")["n"]
+        .as_u64()
+        .expect("test payload has n")
+}
+
+async fn read_whole<S: EventStore + ?Sized>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
+    let mut all = Vec::new();
+    let mut reader = store.stream_reader(stream, Version(1));
+    while let Some(batch) = reader.next_batch().await.expect("read_stream") {
+        all.extend(batch);
+    }
+    all
+}
+
+#[track_caller]
+fn assert_conflict(
+    result: Result<impl std::fmt::Debug, StoreError>,
+    on: &StreamId,
+    expected: ExpectedVersion,
+    actual: Version,
+) {
+    match result {
+        Err(StoreError::Conflict {
+            stream,
+            expected: e,
+            actual: a,
+        }) => {
+            assert_eq!(&stream, on, "conflict names the stream");
+            assert_eq!(e, expected, "conflict names the expected version");
+            assert_eq!(a, actual, "conflict names the actual version");
+        }
+        other => panic!(
+            "expected a conflict on {on} (expected {expected}, actual {actual}), got {other:?}"
+        ),
+    }
+}
+
+/// Appended events read back whole and in order, from any version.
+pub async fn append_and_read_stream<S: EventStore>(store: S) {
+    let id = stream("read");
+    let new = events(0..3);
+    let result = store
+        .append(&id, ExpectedVersion::NoStream, new.clone())
+        .await
+        .expect("append");
+    assert_eq!(result.first_version, Version(1));
+    assert_eq!(result.stream_version, Version(3));
+    assert!(result.last_position.is_some());
+
+    let read = store.read_stream(&id, Version(1), 100).await.expect("read");
+    assert_eq!(read.len(), 3);
+    for (i, (recorded, sent)) in read.iter().zip(&new).enumerate() {
+        assert_eq!(recorded.event_id, sent.event_id);
+        assert_eq!(recorded.stream_id, id);
+        assert_eq!(recorded.version, Version(i as u64 + 1));
+        assert_eq!(recorded.event_type, "test.happened");
+        assert_eq!(recorded.schema_version, 1);
+        assert_eq!(n_of(recorded), i as u64);
+    }
+    assert_eq!(read[2].position, result.last_position.expect("position"));
+
+    let from_two = store.read_stream(&id, Version(2), 100).await.expect("read");
+    assert_eq!(
+        from_two.iter().map(|e| e.version.0).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let limited = store.read_stream(&id, Version(1), 2).await.expect("read");
+    assert_eq!(limited.len(), 2);
+    assert!(store
+        .read_stream(&id, Version(4), 100)
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        Version(3)
+    );
+
+    let missing = stream("missing");
+    assert!(store
+        .read_stream(&missing, Version(1), 100)
+        .await
+        .expect("read")
+        .is_empty());
+    assert_eq!(
+        store.stream_version(&missing).await.expect("version"),
+        Version(0)
+    );
+
+    let by_id = store
+        .read_event(new[1].event_id)
+        .await
+        .expect("read_event")
+        .expect("stored");
+    assert_eq!(by_id, read[1]);
+    assert!(store
+        .read_event(Uuid::new_v4())
+        .await
+        .expect("read_event")
+        .is_none());
+}
+
+/// `ExpectedVersion::Any` appends to new and existing streams.
+pub async fn expected_version_any<S: EventStore>(store: S) {
+    let id = stream("any");
+    store
+        .append(&id, ExpectedVersion::Any, events(0..1))
+        .await
+        .expect("any on a new stream");
+    let result = store
+        .append(&id, ExpectedVersion::Any, events(1..3))
+        .await
+        .expect("any on an existing stream");
+    assert_eq!(result.first_version, Version(2));
+    assert_eq!(result.stream_version, Version(3));
+}
+
+/// `ExpectedVersion::NoStream` appends only to a stream with no events.
+pub async fn expected_version_no_stream<S: EventStore>(store: S) {
+    let id = stream("no-stream");
+    store
+        .append(&id, ExpectedVersion::NoStream, events(0..1))
+        .await
+        .expect("no stream on a new stream");
+    let again = store
+        .append(&id, ExpectedVersion::NoStream, events(1..2))
+        .await;
+    assert_conflict(again, &id, ExpectedVersion::NoStream, Version(1));
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        Version(1),
+        "a conflict writes nothing"
+    );
+}
+
+/// `ExpectedVersion::StreamExists` appends only to a stream with events.
+pub async fn expected_version_stream_exists<S: EventStore>(store: S) {
+    let id = stream("exists");
+    let missing = store
+        .append(&id, ExpectedVersion::StreamExists, events(0..1))
+        .await;
+    assert_conflict(missing, &id, ExpectedVersion::StreamExists, Version(0));
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        Version(0)
+    );
+    store
+        .append(&id, ExpectedVersion::Any, events(0..1))
+        .await
+        .expect("any");
+    store
+        .append(&id, ExpectedVersion::StreamExists, events(1..2))
+        .await
+        .expect("stream exists");
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        Version(2)
+    );
+}
+
+/// `ExpectedVersion::Exact` appends only at exactly that version.
+pub async fn expected_version_exact<S: EventStore>(store: S) {
+    let id = stream("exact");
+    store
+        .append(&id, ExpectedVersion::Exact(Version(0)), events(0..2))
+        .await
+        .expect("exact 0 on a new stream");
+    let behind = store
+        .append(&id, ExpectedVersion::Exact(Version(1)), events(2..3))
+        .await;
+    assert_conflict(behind, &id, ExpectedVersion::Exact(Version(1)), Version(2));
+    let ahead = store
+        .append(&id, ExpectedVersion::Exact(Version(5)), events(2..3))
+        .await;
+    assert_conflict(ahead, &id, ExpectedVersion::Exact(Version(5)), Version(2));
+    let result = store
+        .append(&id, ExpectedVersion::Exact(Version(2)), events(2..3))
+        .await
+        .expect("exact 2");
+    assert_eq!(result.stream_version, Version(3));
+    let read = read_whole(&store, &id).await;
+    assert_eq!(
+        read.iter().map(n_of).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "conflicting appends wrote nothing"
+    );
+}
+
+/// An append of no events checks the expected version and writes nothing.
+pub async fn empty_append_checks_version<S: EventStore>(store: S) {
+    let id = stream("empty");
+    let result = store
+        .append(&id, ExpectedVersion::NoStream, Vec::new())
+        .await
+        .expect("empty append");
+    assert_eq!(result.stream_version, Version(0));
+    assert_eq!(result.last_position, None);
+    store
+        .append(&id, ExpectedVersion::Any, events(0..1))
+        .await
+        .expect("append");
+    let wrong = store
+        .append(&id, ExpectedVersion::NoStream, Vec::new())
+        .await;
+    assert_conflict(wrong, &id, ExpectedVersion::NoStream, Version(1));
+    assert_eq!(read_whole(&store, &id).await.len(), 1);
+}
+
+/// A refused append of many events writes none of them.
+pub async fn atomic_multi_event_append<S: EventStore>(store: S) {
+    let id = stream("atomic");
+    store
+        .append(&id, ExpectedVersion::NoStream, events(0..2))
+        .await
+        .expect("append");
+    let before = count_all(&store).await;
+    let refused = store
+        .append(&id, ExpectedVersion::Exact(Version(1)), events(10..15))
+        .await;
+    assert_conflict(refused, &id, ExpectedVersion::Exact(Version(1)), Version(2));
+    assert_eq!(read_whole(&store, &id).await.len(), 2);
+    assert_eq!(
+        count_all(&store).await,
+        before,
+        "nothing reached the global log"
+    );
+
+    // Two events with one id in one append are refused whole too.
+    let twin = test_event(20);
+    let refused = store
+        .append(
+            &id,
+            ExpectedVersion::Any,
+            vec![test_event(21), twin.clone(), twin],
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "an append that repeats an event id is refused"
+    );
+    assert_eq!(read_whole(&store, &id).await.len(), 2);
+}
+
+async fn count_all<S: EventStore + ?Sized>(store: &S) -> usize {
+    let mut reader = store.log_reader(Checkpoint::START);
+    let mut count = 0;
+    while let Some(batch) = reader.next_batch().await.expect("read_all") {
+        count += batch.len();
+    }
+    count
+}
+
+/// An append across streams writes all of them or none.
+pub async fn atomic_multi_stream_append<S: EventStore>(store: S) {
+    let (a, b) = (stream("multi-a"), stream("multi-b"));
+    let results = store
+        .append_streams(vec![
+            StreamAppend {
+                stream_id: a.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: events(0..2),
+            },
+            StreamAppend {
+                stream_id: b.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: events(0..3),
+            },
+        ])
+        .await
+        .expect("multi-stream append");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].stream_version, Version(2));
+    assert_eq!(results[1].stream_version, Version(3));
+
+    let refused = store
+        .append_streams(vec![
+            StreamAppend {
+                stream_id: a.clone(),
+                expected: ExpectedVersion::Exact(Version(2)),
+                events: events(2..3),
+            },
+            StreamAppend {
+                stream_id: b.clone(),
+                expected: ExpectedVersion::Exact(Version(1)),
+                events: events(3..4),
+            },
+        ])
+        .await;
+    assert_conflict(refused, &b, ExpectedVersion::Exact(Version(1)), Version(3));
+    assert_eq!(
+        store.stream_version(&a).await.expect("version"),
+        Version(2),
+        "the matching stream was not written either"
+    );
+    assert_eq!(store.stream_version(&b).await.expect("version"), Version(3));
+
+    let twice = store
+        .append_streams(vec![
+            StreamAppend {
+                stream_id: a.clone(),
+                expected: ExpectedVersion::Any,
+                events: events(5..6),
+            },
+            StreamAppend {
+                stream_id: a.clone(),
+                expected: ExpectedVersion::Any,
+                events: events(6..7),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::DuplicateStream { ref stream }) if *stream == a),
+        "got {twice:?}"
+    );
+    assert_eq!(store.stream_version(&a).await.expect("version"), Version(2));
+}
+
+/// The global log holds every event once, in write order, with increasing positions and
+/// checkpoints; reading after a checkpoint resumes exactly there.
+pub async fn global_order_and_positions<S: EventStore>(store: S) {
+    let start = last_checkpoint(&store).await;
+    let ids = [stream("order-a"), stream("order-b"), stream("order-c")];
+    let mut written = Vec::new();
+    for round in 0..4u64 {
+        for id in &ids {
+            let batch = events(round * 10..round * 10 + 2);
+            written.extend(batch.iter().map(|e| e.event_id));
+            store
+                .append(id, ExpectedVersion::Any, batch)
+                .await
+                .expect("append");
+        }
+    }
+    let mut read = Vec::new();
+    let mut reader = store.log_reader(start).batch_size(5);
+    while let Some(batch) = reader.next_batch().await.expect("read_all") {
+        assert!(batch.len() <= 5, "a batch holds at most the limit");
+        read.extend(batch);
+    }
+    let ours: Vec<&RecordedEvent> = read.iter().filter(|e| ids.contains(&e.stream_id)).collect();
+    assert_eq!(
+        ours.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        written,
+        "read_all returns every event once, in write order"
+    );
+    for pair in read.windows(2) {
+        assert!(
+            pair[0].checkpoint() < pair[1].checkpoint(),
+            "checkpoints increase"
+        );
+    }
+    for pair in ours.windows(2) {
+        assert!(
+            pair[0].position < pair[1].position,
+            "positions increase in write order"
+        );
+    }
+    for id in &ids {
+        let versions: Vec<u64> = ours
+            .iter()
+            .filter(|e| &e.stream_id == id)
+            .map(|e| e.version.0)
+            .collect();
+        assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+    }
+
+    let middle = ours[11].checkpoint();
+    let rest = store.read_all(middle, 1_000).await.expect("read_all");
+    let rest: Vec<Uuid> = rest
+        .iter()
+        .filter(|e| ids.contains(&e.stream_id))
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        rest,
+        written[12..],
+        "reading after a checkpoint resumes right after it"
+    );
+    assert_eq!(
+        store.read_all(middle, 3).await.expect("read_all").len(),
+        3,
+        "read_all honours the limit"
+    );
+}
+
+async fn last_checkpoint<S: EventStore + ?Sized>(store: &S) -> Checkpoint {
+    let mut reader = store.log_reader(Checkpoint::START);
+    while reader.next_batch().await.expect("read_all").is_some() {}
+    reader.checkpoint()
+}
+
+/// Appending the same event ids again returns the first result and writes nothing; any other
+/// reuse of a stored id is refused.
+pub async fn idempotent_reappend<S: EventStore>(store: S) {
+    let id = stream("idempotent");
+    let batch = events(0..2);
+    let first = store
+        .append(&id, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("append");
+    let again = store
+        .append(&id, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("an exact retry succeeds");
+    assert_eq!(again, first, "a retry returns the first result");
+    assert_eq!(
+        read_whole(&store, &id).await.len(),
+        2,
+        "a retry writes nothing"
+    );
+
+    store
+        .append(&id, ExpectedVersion::Exact(Version(2)), events(2..3))
+        .await
+        .expect("append");
+    let again = store
+        .append(&id, ExpectedVersion::Exact(Version(0)), batch.clone())
+        .await
+        .expect("a late retry succeeds");
+    assert_eq!(again, first);
+
+    let prefix = store
+        .append(&id, ExpectedVersion::Any, vec![batch[0].clone()])
+        .await
+        .expect("a retry of stored events succeeds");
+    assert_eq!(
+        (prefix.first_version, prefix.stream_version),
+        (Version(1), Version(1)),
+        "it describes the stored events"
+    );
+    let reordered = store
+        .append(
+            &id,
+            ExpectedVersion::Any,
+            vec![batch[1].clone(), batch[0].clone()],
+        )
+        .await;
+    assert!(
+        matches!(reordered, Err(StoreError::DuplicateEventId { .. })),
+        "stored ids in another order are refused, got {reordered:?}"
+    );
+    let mixed = store
+        .append(
+            &id,
+            ExpectedVersion::Any,
+            vec![test_event(9), batch[1].clone()],
+        )
+        .await;
+    assert!(
+        matches!(mixed, Err(StoreError::DuplicateEventId { event_id, ref stream, version })
+        if event_id == batch[1].event_id && *stream == id && version == Version(2)),
+        "a new event beside a stored id is refused, got {mixed:?}"
+    );
+    let elsewhere = store
+        .append(
+            &stream("idempotent-other"),
+            ExpectedVersion::Any,
+            batch.clone(),
+        )
+        .await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::DuplicateEventId { .. })),
+        "stored ids cannot go to another stream, got {elsewhere:?}"
+    );
+    assert_eq!(read_whole(&store, &id).await.len(), 3);
+}
+
+/// Metadata and payloads are stored verbatim, quotes, unicode and all.
+pub async fn metadata_round_trip<S: EventStore>(store: S) {
+    let id = stream("metadata");
+    let metadata = Metadata::new()
+        .with_correlation_id(Uuid::new_v4())
+        .with_causation_id(Uuid::new_v4())
+        .with_actor("o'brien \"the\" \\admin\\ ✓")
+        .with_header("tenant", "acme; DROP TABLE events; --")
+        .with_header("trace", "00-4bf92f3577b34da6-01");
+    let mut event = test_event(1);
+    event.metadata = metadata.clone();
+    event.payload = Payload::from_value(
+        &serde_json::json!({ "text": "quote ' double \" newline \n unicode ✓ 𝄞", "n": 1 }),
+    )
+    .expect("json");
+    store
+        .append(&id, ExpectedVersion::NoStream, vec![event.clone()])
+        .await
+        .expect("append");
+    let read = read_whole(&store, &id).await;
+    assert_eq!(read[0].metadata, metadata);
+    assert_eq!(
+        read[0].payload.to_value().expect("json"),
+        event.payload.to_value().expect("json")
+    );
+    let plain = test_event(2);
+    store
+        .append(&id, ExpectedVersion::Any, vec![plain])
+        .await
+        .expect("append");
+    assert_eq!(
+        read_whole(&store, &id).await[1].metadata,
+        Metadata::default()
+    );
+}
+
+/// Every event carries the time it was recorded, never decreasing along a stream.
+pub async fn recorded_at_is_monotonic<S: EventStore>(store: S) {
+    let id = stream("time");
+    let before = SystemTime::now() - Duration::from_secs(5);
+    for n in 0..5 {
+        store
+            .append(&id, ExpectedVersion::Any, events(n..n + 1))
+            .await
+            .expect("append");
+    }
+    let after = SystemTime::now() + Duration::from_secs(5);
+    let read = read_whole(&store, &id).await;
+    for event in &read {
+        assert!(
+            event.recorded_at >= before && event.recorded_at <= after,
+            "recorded_at is the append time"
+        );
+    }
+    for pair in read.windows(2) {
+        assert!(
+            pair[0].recorded_at <= pair[1].recorded_at,
+            "recorded_at does not go backwards"
+        );
+    }
+}
+
+/// Eight writers race on one stream, each appending at the version it read: every version has
+/// exactly one winner, and no event is lost or duplicated.
+pub async fn concurrent_writers_one_stream<S: EventStore + 'static>(store: S) {
+    const WRITERS: u64 = 8;
+    const EACH: u64 = 50;
+    let store = Arc::new(store);
+    let id = stream("race");
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let (store, id) = (Arc::clone(&store), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            let mut conflicts = 0u64;
+            for i in 0..EACH {
+                let event = test_event(writer * 1_000 + i);
+                loop {
+                    let version = store.stream_version(&id).await.expect("version");
+                    match store
+                        .append(&id, ExpectedVersion::Exact(version), vec![event.clone()])
+                        .await
+                    {
+                        Ok(result) => {
+                            assert_eq!(result.first_version, version.next());
+                            won.push(result.first_version);
+                            break;
+                        }
+                        Err(StoreError::Conflict { actual, .. }) => {
+                            assert_ne!(
+                                actual, version,
+                                "a conflict reports another version than expected"
+                            );
+                            conflicts += 1;
+                            tokio::task::yield_now().await;
+                        }
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+            }
+            (won, conflicts)
+        }));
+    }
+    let mut winners = HashSet::new();
+    for task in tasks {
+        let (won, _conflicts) = task.await.expect("writer task");
+        for version in won {
+            assert!(winners.insert(version), "two writers won version {version}");
+        }
+    }
+    let read = read_whole(&*store, &id).await;
+    assert_eq!(read.len() as u64, WRITERS * EACH);
+    assert_eq!(
+        read.iter().map(|e| e.version.0).collect::<Vec<_>>(),
+        (1..=WRITERS * EACH).collect::<Vec<_>>()
+    );
+    let payloads: BTreeSet<u64> = read.iter().map(n_of).collect();
+    assert_eq!(
+        payloads.len() as u64,
+        WRITERS * EACH,
+        "no event is duplicated"
+    );
+    let mut per_writer: HashMap<u64, Vec<u64>> = HashMap::new();
+    for n in payloads {
+        per_writer.entry(n / 1_000).or_default().push(n % 1_000);
+    }
+    for writer in 0..WRITERS {
+        assert_eq!(
+            per_writer.get(&writer).map(Vec::len),
+            Some(EACH as usize),
+            "writer {writer} lost no event"
+        );
+    }
+}
+
+/// A stream of 100,000 events reads back in bounded batches, each event once, in order.
+pub async fn batched_reads_large_stream<S: EventStore>(store: S) {
+    const TOTAL: u64 = 100_000;
+    const CHUNK: u64 = 1_000;
+    let id = stream("large");
+    let start = last_checkpoint(&store).await;
+    for chunk in 0..TOTAL / CHUNK {
+        store
+            .append(
+                &id,
+                ExpectedVersion::Exact(Version(chunk * CHUNK)),
+                events(chunk * CHUNK..(chunk + 1) * CHUNK),
+            )
+            .await
+            .expect("append");
+    }
+    let mut reader = store.stream_reader(&id, Version(1)).batch_size(999);
+    let (mut next, mut batches) = (1u64, 0);
+    while let Some(batch) = reader.next_batch().await.expect("read_stream") {
+        assert!(
+            !batch.is_empty() && batch.len() <= 999,
+            "batches are bounded"
+        );
+        for event in &batch {
+            assert_eq!(event.version.0, next);
+            next += 1;
+        }
+        batches += 1;
+    }
+    assert_eq!(next - 1, TOTAL);
+    assert_eq!(batches, TOTAL.div_ceil(999));
+
+    let mut reader = store.log_reader(start).batch_size(4_096);
+    let mut seen = 0u64;
+    while let Some(batch) = reader.next_batch().await.expect("read_all") {
+        assert!(batch.len() <= 4_096);
+        for event in batch.iter().filter(|e| e.stream_id == id) {
+            assert_eq!(event.version.0, seen + 1);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, TOTAL);
+    let tail = store
+        .read_stream(&id, Version(TOTAL - 5), 10)
+        .await
+        .expect("read_stream");
+    assert_eq!(
+        tail.iter().map(|e| e.version.0).collect::<Vec<_>>(),
+        (TOTAL - 5..=TOTAL).collect::<Vec<_>>()
+    );
+}
