@@ -3,8 +3,6 @@
 
 pub use serde;
 pub use serde_json;
-#[cfg(feature = "testing")]
-pub use tokio;
 
 pub use crate::aggregate::{Aggregate, Handle};
 pub use crate::event::{Apply, DecodeError, EncodeError, Event, Payload};
