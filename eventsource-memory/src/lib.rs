@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use eventsource::{
     AppendResult, Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    StoreError, StreamAppend, StreamId, Version,
+    Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
 use uuid::Uuid;
 
@@ -57,6 +57,8 @@ struct Log {
     by_id: HashMap<Uuid, usize>,
     /// The number of appends that wrote at least one event.
     commits: u64,
+    /// The latest snapshot of each stream.
+    snapshots: HashMap<StreamId, Snapshot>,
 }
 
 /// What the checks decided for one stream of an append.
@@ -307,5 +309,20 @@ impl EventStore for MemoryEventStore {
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
         let log = self.read();
         Ok(log.by_id.get(&event_id).map(|&i| log.events[i].clone()))
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut log = self.write();
+        match log.snapshots.get(&snapshot.stream_id) {
+            Some(stored) if stored.version > snapshot.version => {}
+            _ => {
+                log.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.read().snapshots.get(stream).cloned())
     }
 }

@@ -24,8 +24,8 @@ pub use repository::{
     RetryPolicy,
 };
 pub use store::{
-    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, StoreError,
-    StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
+    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, Snapshot,
+    StoreError, StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
 };
 pub use stream::{
     Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,

@@ -109,6 +109,25 @@ pub struct AppendResult {
     pub last_position: Option<Position>,
 }
 
+/// A saved aggregate state: a cache that spares replaying the events up to `version`.
+///
+/// A store keeps the latest snapshot of each stream. The repository ignores a snapshot whose
+/// `snapshot_version` is not the aggregate's current one, or that fails to decode, and
+/// replays the stream from the start instead: a snapshot can always be thrown away.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The stream the state belongs to.
+    pub stream_id: StreamId,
+    /// The version of the last event the state includes.
+    pub version: Version,
+    /// The schema version of the state's encoding.
+    pub snapshot_version: u32,
+    /// The encoded state.
+    pub state: Payload,
+    /// When it was taken.
+    pub taken_at: SystemTime,
+}
+
 /// An event store failed, or refused an append.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -234,6 +253,19 @@ pub trait EventStore: Send + Sync {
 
     /// The event with id `event_id`, if it is stored.
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError>;
+
+    /// Stores `snapshot` as the stream's latest, unless a snapshot of a later version is
+    /// stored already. The default keeps nothing: a store without snapshots is still correct.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let _ = snapshot;
+        Ok(())
+    }
+
+    /// The latest snapshot of `stream`, if any. The default has none.
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let _ = stream;
+        Ok(None)
+    }
 }
 
 macro_rules! delegate_event_store {
@@ -279,6 +311,14 @@ macro_rules! delegate_event_store {
 
             async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
                 (**self).read_event(event_id).await
+            }
+
+            async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+                (**self).save_snapshot(snapshot).await
+            }
+
+            async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+                (**self).load_snapshot(stream).await
             }
         }
     )*};

@@ -19,20 +19,33 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[event(apply = Wallet)]
 enum WalletEvent {
-    Credited { amount: u64 },
+    Credited {
+        amount: u64,
+    },
     #[event(version = 2)]
-    Debited { amount: u64, reason: String },
+    Debited {
+        amount: u64,
+        reason: String,
+    },
     Noted(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Command)]
 #[command(aggregate = Wallet)]
 enum WalletCommand {
-    Credit { amount: u64 },
-    CreditTwice { amount: u64 },
-    Debit { amount: u64 },
+    Credit {
+        amount: u64,
+    },
+    CreditTwice {
+        amount: u64,
+    },
+    Debit {
+        amount: u64,
+    },
     #[command(async, services)]
-    CheckedCredit { amount: u64 },
+    CheckedCredit {
+        amount: u64,
+    },
     Nothing,
 }
 
@@ -78,15 +91,28 @@ impl Wallet {
         Ok(vec![WalletEvent::Credited { amount: *amount }])
     }
     fn credit_twice(&self, amount: &u64) -> Result<Vec<WalletEvent>, WalletError> {
-        Ok(vec![WalletEvent::Credited { amount: *amount }, WalletEvent::Credited { amount: *amount }])
+        Ok(vec![
+            WalletEvent::Credited { amount: *amount },
+            WalletEvent::Credited { amount: *amount },
+        ])
     }
     fn debit(&self, amount: &u64) -> Result<Vec<WalletEvent>, WalletError> {
         if *amount > self.balance {
-            return Err(WalletError::Insufficient { balance: self.balance, requested: *amount });
+            return Err(WalletError::Insufficient {
+                balance: self.balance,
+                requested: *amount,
+            });
         }
-        Ok(vec![WalletEvent::Debited { amount: *amount, reason: "debit".into() }])
+        Ok(vec![WalletEvent::Debited {
+            amount: *amount,
+            reason: "debit".into(),
+        }])
     }
-    async fn checked_credit(&self, amount: &u64, limits: &Limits) -> Result<Vec<WalletEvent>, WalletError> {
+    async fn checked_credit(
+        &self,
+        amount: &u64,
+        limits: &Limits,
+    ) -> Result<Vec<WalletEvent>, WalletError> {
         tokio::task::yield_now().await;
         if limits.blocked {
             return Err(WalletError::Blocked);
@@ -106,11 +132,22 @@ fn wallet(id: &str) -> StreamId {
 async fn execute_appends_and_load_replays() {
     let repo = Repository::<Wallet, _>::new(MemoryEventStore::new());
     let id = wallet("1");
-    let outcome = repo.execute(&id, WalletCommand::Credit { amount: 10 }).await.unwrap();
-    assert_eq!((outcome.version, outcome.appended, outcome.attempts), (Version(1), 1, 1));
-    let outcome = repo.execute(&id, WalletCommand::CreditTwice { amount: 5 }).await.unwrap();
+    let outcome = repo
+        .execute(&id, WalletCommand::Credit { amount: 10 })
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.version, outcome.appended, outcome.attempts),
+        (Version(1), 1, 1)
+    );
+    let outcome = repo
+        .execute(&id, WalletCommand::CreditTwice { amount: 5 })
+        .await
+        .unwrap();
     assert_eq!((outcome.version, outcome.appended), (Version(3), 2));
-    repo.execute(&id, WalletCommand::Debit { amount: 12 }).await.unwrap();
+    repo.execute(&id, WalletCommand::Debit { amount: 12 })
+        .await
+        .unwrap();
 
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!(loaded.version, Version(4));
@@ -126,9 +163,20 @@ async fn a_rejected_command_stores_nothing() {
     let store = MemoryEventStore::new();
     let repo = Repository::<Wallet, _>::new(store.clone());
     let id = wallet("2");
-    repo.execute(&id, WalletCommand::Credit { amount: 3 }).await.unwrap();
-    let error = repo.execute(&id, WalletCommand::Debit { amount: 4 }).await.unwrap_err();
-    assert_eq!(error.rejection(), Some(&WalletError::Insufficient { balance: 3, requested: 4 }));
+    repo.execute(&id, WalletCommand::Credit { amount: 3 })
+        .await
+        .unwrap();
+    let error = repo
+        .execute(&id, WalletCommand::Debit { amount: 4 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.rejection(),
+        Some(&WalletError::Insufficient {
+            balance: 3,
+            requested: 4
+        })
+    );
     assert!(error.to_string().contains("command rejected"), "{error}");
     assert_eq!(store.len(), 1);
 }
@@ -138,7 +186,9 @@ async fn a_command_without_events_appends_nothing() {
     let store = MemoryEventStore::new();
     let repo = Repository::<Wallet, _>::new(store.clone());
     let id = wallet("3");
-    repo.execute(&id, WalletCommand::Credit { amount: 3 }).await.unwrap();
+    repo.execute(&id, WalletCommand::Credit { amount: 3 })
+        .await
+        .unwrap();
     let outcome = repo.execute(&id, WalletCommand::Nothing).await.unwrap();
     assert_eq!((outcome.version, outcome.appended), (Version(1), 0));
     assert_eq!(store.len(), 1);
@@ -146,13 +196,23 @@ async fn a_command_without_events_appends_nothing() {
 
 #[tokio::test]
 async fn async_handlers_receive_services() {
-    let open = Repository::<Wallet, _>::with_services(MemoryEventStore::new(), Limits { blocked: false });
-    open.execute(&wallet("4"), WalletCommand::CheckedCredit { amount: 7 }).await.unwrap();
+    let open =
+        Repository::<Wallet, _>::with_services(MemoryEventStore::new(), Limits { blocked: false });
+    open.execute(&wallet("4"), WalletCommand::CheckedCredit { amount: 7 })
+        .await
+        .unwrap();
     assert_eq!(open.load(&wallet("4")).await.unwrap().state.balance, 7);
 
-    let blocked = Repository::<Wallet, _>::with_services(MemoryEventStore::new(), Limits { blocked: true });
-    let error = blocked.execute(&wallet("4"), WalletCommand::CheckedCredit { amount: 7 }).await.unwrap_err();
-    assert!(matches!(error, RepositoryError::Rejected(WalletError::Blocked)));
+    let blocked =
+        Repository::<Wallet, _>::with_services(MemoryEventStore::new(), Limits { blocked: true });
+    let error = blocked
+        .execute(&wallet("4"), WalletCommand::CheckedCredit { amount: 7 })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        RepositoryError::Rejected(WalletError::Blocked)
+    ));
 }
 
 #[tokio::test]
@@ -160,17 +220,28 @@ async fn an_expected_version_is_checked_before_deciding() {
     let repo = Repository::<Wallet, _>::new(MemoryEventStore::new());
     let id = wallet("5");
     let at = |v| CommandContext::new().with_expected_version(ExpectedVersion::Exact(Version(v)));
-    repo.execute_with(&id, WalletCommand::Credit { amount: 1 }, at(0)).await.unwrap();
-    let error = repo.execute_with(&id, WalletCommand::Credit { amount: 1 }, at(0)).await.unwrap_err();
+    repo.execute_with(&id, WalletCommand::Credit { amount: 1 }, at(0))
+        .await
+        .unwrap();
+    let error = repo
+        .execute_with(&id, WalletCommand::Credit { amount: 1 }, at(0))
+        .await
+        .unwrap_err();
     match error {
-        RepositoryError::Store(StoreError::Conflict { stream, expected, actual }) => {
+        RepositoryError::Store(StoreError::Conflict {
+            stream,
+            expected,
+            actual,
+        }) => {
             assert_eq!(stream, id);
             assert_eq!(expected, ExpectedVersion::Exact(Version(0)));
             assert_eq!(actual, Version(1));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    repo.execute_with(&id, WalletCommand::Credit { amount: 1 }, at(1)).await.unwrap();
+    repo.execute_with(&id, WalletCommand::Credit { amount: 1 }, at(1))
+        .await
+        .unwrap();
     assert_eq!(repo.load(&id).await.unwrap().state.balance, 2);
 }
 
@@ -185,7 +256,9 @@ async fn command_metadata_is_stamped_on_every_event() {
         .with_actor("ann")
         .with_header("ip", "127.0.0.1");
     let context = CommandContext::new().with_metadata(metadata.clone());
-    repo.execute_with(&id, WalletCommand::CreditTwice { amount: 1 }, context).await.unwrap();
+    repo.execute_with(&id, WalletCommand::CreditTwice { amount: 1 }, context)
+        .await
+        .unwrap();
     let events = store.read_stream(&id, Version(1), 10).await.unwrap();
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.metadata == metadata));
@@ -196,17 +269,28 @@ async fn an_idempotency_key_appends_once() {
     let store = MemoryEventStore::new();
     let repo = Repository::<Wallet, _>::new(store.clone());
     let id = wallet("7");
-    repo.execute(&id, WalletCommand::Credit { amount: 5 }).await.unwrap();
+    repo.execute(&id, WalletCommand::Credit { amount: 5 })
+        .await
+        .unwrap();
     let keyed = CommandContext::new().with_idempotency_key("payment-77");
-    let first = repo.execute_with(&id, WalletCommand::Debit { amount: 5 }, keyed.clone()).await.unwrap();
+    let first = repo
+        .execute_with(&id, WalletCommand::Debit { amount: 5 }, keyed.clone())
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     // Run again, the debit would now be refused (balance 0): the key short-circuits it.
-    let second = repo.execute_with(&id, WalletCommand::Debit { amount: 5 }, keyed).await.unwrap();
+    let second = repo
+        .execute_with(&id, WalletCommand::Debit { amount: 5 }, keyed)
+        .await
+        .unwrap();
     assert!(second.duplicate);
     assert_eq!((second.appended, second.version), (0, Version(2)));
     assert_eq!(store.len(), 2);
     let stored = store.read_stream(&id, Version(2), 1).await.unwrap();
-    assert_eq!(stored[0].event_id, idempotent_event_id(&id, "payment-77", 0));
+    assert_eq!(
+        stored[0].event_id,
+        idempotent_event_id(&id, "payment-77", 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -220,7 +304,9 @@ async fn concurrent_writers_through_the_repository_lose_nothing() {
             let (repo, id) = (Arc::clone(&repo), id.clone());
             tokio::spawn(async move {
                 for _ in 0..EACH {
-                    repo.execute(&id, WalletCommand::Credit { amount: 1 }).await.unwrap();
+                    repo.execute(&id, WalletCommand::Credit { amount: 1 })
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -241,17 +327,36 @@ struct Racing {
 
 #[async_trait]
 impl EventStore for Racing {
-    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
-        if self.races.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            let rival = NewEvent::encode(&WalletEvent::Credited { amount: 100 }, Metadata::new()).unwrap();
-            self.inner.append(&appends[0].stream_id, ExpectedVersion::Any, vec![rival]).await?;
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        if self
+            .races
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            let rival =
+                NewEvent::encode(&WalletEvent::Credited { amount: 100 }, Metadata::new()).unwrap();
+            self.inner
+                .append(&appends[0].stream_id, ExpectedVersion::Any, vec![rival])
+                .await?;
         }
         self.inner.append_streams(appends).await
     }
-    async fn read_stream(&self, s: &StreamId, from: Version, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(
+        &self,
+        s: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(s, from, limit).await
     }
-    async fn read_all(&self, after: Checkpoint, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(after, limit).await
     }
     async fn stream_version(&self, s: &StreamId) -> Result<Version, StoreError> {
@@ -264,18 +369,35 @@ impl EventStore for Racing {
 
 #[tokio::test]
 async fn conflicts_are_retried_on_the_new_state_then_given_up() {
-    let racing = Racing { inner: MemoryEventStore::new(), races: AtomicU32::new(2) };
+    let racing = Racing {
+        inner: MemoryEventStore::new(),
+        races: AtomicU32::new(2),
+    };
     let repo = Repository::<Wallet, _>::new(racing);
     let id = wallet("8");
-    let outcome = repo.execute(&id, WalletCommand::Credit { amount: 1 }).await.unwrap();
+    let outcome = repo
+        .execute(&id, WalletCommand::Credit { amount: 1 })
+        .await
+        .unwrap();
     assert_eq!((outcome.attempts, outcome.version), (3, Version(3)));
     assert_eq!(repo.load(&id).await.unwrap().state.balance, 201);
 
-    let racing = Racing { inner: MemoryEventStore::new(), races: AtomicU32::new(u32::MAX) };
-    let repo = Repository::<Wallet, _>::new(racing).with_retry_policy(RetryPolicy { max_attempts: 4 });
-    let error = repo.execute(&id, WalletCommand::Credit { amount: 1 }).await.unwrap_err();
+    let racing = Racing {
+        inner: MemoryEventStore::new(),
+        races: AtomicU32::new(u32::MAX),
+    };
+    let repo =
+        Repository::<Wallet, _>::new(racing).with_retry_policy(RetryPolicy { max_attempts: 4 });
+    let error = repo
+        .execute(&id, WalletCommand::Credit { amount: 1 })
+        .await
+        .unwrap_err();
     match &error {
-        RepositoryError::TooManyConflicts { stream, attempts, actual } => {
+        RepositoryError::TooManyConflicts {
+            stream,
+            attempts,
+            actual,
+        } => {
             assert_eq!((stream, *attempts, *actual), (&id, 4, Version(4)));
         }
         other => panic!("expected TooManyConflicts, got {other:?}"),
@@ -287,8 +409,13 @@ async fn conflicts_are_retried_on_the_new_state_then_given_up() {
 async fn a_repository_over_a_shared_dyn_store() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryEventStore::new());
     let repo = Repository::<Wallet, Arc<dyn EventStore>>::new(Arc::clone(&store));
-    repo.execute(&wallet("9"), WalletCommand::Credit { amount: 2 }).await.unwrap();
-    assert_eq!(store.stream_version(&wallet("9")).await.unwrap(), Version(1));
+    repo.execute(&wallet("9"), WalletCommand::Credit { amount: 2 })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stream_version(&wallet("9")).await.unwrap(),
+        Version(1)
+    );
 }
 
 #[tokio::test]
@@ -296,19 +423,32 @@ async fn time_travel_by_version_and_by_time() {
     let repo = Repository::<Wallet, _>::new(MemoryEventStore::new());
     let id = wallet("10");
     let before_all = SystemTime::now() - Duration::from_secs(1);
-    repo.execute(&id, WalletCommand::Credit { amount: 10 }).await.unwrap();
-    repo.execute(&id, WalletCommand::Credit { amount: 20 }).await.unwrap();
+    repo.execute(&id, WalletCommand::Credit { amount: 10 })
+        .await
+        .unwrap();
+    repo.execute(&id, WalletCommand::Credit { amount: 20 })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let middle = SystemTime::now();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    repo.execute(&id, WalletCommand::Debit { amount: 25 }).await.unwrap();
+    repo.execute(&id, WalletCommand::Debit { amount: 25 })
+        .await
+        .unwrap();
 
     let at_one = repo.load_at(&id, Version(1)).await.unwrap();
     assert_eq!((at_one.version, at_one.state.balance), (Version(1), 10));
     let at_zero = repo.load_at(&id, Version(0)).await.unwrap();
     assert_eq!((at_zero.version, at_zero.state.balance), (Version(0), 0));
     let error = repo.load_at(&id, Version(9)).await.unwrap_err();
-    assert!(matches!(error, RepositoryError::VersionNotFound { requested: Version(9), current: Version(3), .. }));
+    assert!(matches!(
+        error,
+        RepositoryError::VersionNotFound {
+            requested: Version(9),
+            current: Version(3),
+            ..
+        }
+    ));
 
     let then = repo.load_as_of(&id, middle).await.unwrap();
     assert_eq!((then.version, then.state.balance), (Version(2), 30));
@@ -322,7 +462,10 @@ async fn store_with(raw: NewEvent) -> (Repository<Wallet, MemoryEventStore>, Str
     let store = MemoryEventStore::new();
     let id = wallet("corrupt");
     let good = NewEvent::encode(&WalletEvent::Credited { amount: 1 }, Metadata::new()).unwrap();
-    store.append(&id, ExpectedVersion::NoStream, vec![good, raw]).await.unwrap();
+    store
+        .append(&id, ExpectedVersion::NoStream, vec![good, raw])
+        .await
+        .unwrap();
     (Repository::new(store), id)
 }
 
@@ -339,25 +482,77 @@ fn raw(event_type: &str, schema_version: u32, json: &str) -> NewEvent {
 #[tokio::test]
 async fn undecodable_stored_events_give_typed_errors() {
     let cases: [(NewEvent, fn(&DecodeError) -> bool, &str); 4] = [
-        (raw("Mystery", 1, "{}"), |e| matches!(e, DecodeError::UnknownType { event_type, schema_version: 1 } if event_type == "Mystery"), "unknown event type `Mystery`"),
-        (raw("Credited", 7, r#"{"amount":1}"#), |e| matches!(e, DecodeError::FutureVersion { schema_version: 7, current: 1, .. }), "schema version 7, newer than the current version 1"),
-        (raw("Debited", 1, r#"{"amount":1}"#), |e| matches!(e, DecodeError::NoUpcaster { schema_version: 1, current: 2, .. }), "no upcaster"),
-        (raw("Credited", 1, r#"{"amount":"ten"}"#), |e| matches!(e, DecodeError::Body { schema_version: 1, .. }), "the body does not match"),
+        (
+            raw("Mystery", 1, "{}"),
+            |e| matches!(e, DecodeError::UnknownType { event_type, schema_version: 1 } if event_type == "Mystery"),
+            "unknown event type `Mystery`",
+        ),
+        (
+            raw("Credited", 7, r#"{"amount":1}"#),
+            |e| {
+                matches!(
+                    e,
+                    DecodeError::FutureVersion {
+                        schema_version: 7,
+                        current: 1,
+                        ..
+                    }
+                )
+            },
+            "schema version 7, newer than the current version 1",
+        ),
+        (
+            raw("Debited", 1, r#"{"amount":1}"#),
+            |e| {
+                matches!(
+                    e,
+                    DecodeError::NoUpcaster {
+                        schema_version: 1,
+                        current: 2,
+                        ..
+                    }
+                )
+            },
+            "no upcaster",
+        ),
+        (
+            raw("Credited", 1, r#"{"amount":"ten"}"#),
+            |e| {
+                matches!(
+                    e,
+                    DecodeError::Body {
+                        schema_version: 1,
+                        ..
+                    }
+                )
+            },
+            "the body does not match",
+        ),
     ];
     for (event, check, message) in cases {
         let (repo, id) = store_with(event).await;
         let error = repo.load(&id).await.unwrap_err();
         match &error {
-            RepositoryError::Decode { stream, version, source } => {
+            RepositoryError::Decode {
+                stream,
+                version,
+                source,
+            } => {
                 assert_eq!((stream, *version), (&id, Version(2)));
                 assert!(check(source), "unexpected {source:?}");
             }
             other => panic!("expected a decode error, got {other:?}"),
         }
         let text = error.to_string();
-        assert!(text.contains("event 2 of stream `wallet-corrupt`") && text.contains(message), "{text}");
+        assert!(
+            text.contains("event 2 of stream `wallet-corrupt`") && text.contains(message),
+            "{text}"
+        );
         // A command on the stream fails the same way, and writes nothing.
-        assert!(matches!(repo.execute(&id, WalletCommand::Credit { amount: 1 }).await, Err(RepositoryError::Decode { .. })));
+        assert!(matches!(
+            repo.execute(&id, WalletCommand::Credit { amount: 1 }).await,
+            Err(RepositoryError::Decode { .. })
+        ));
         assert_eq!(repo.store().len(), 2);
     }
 }
@@ -366,9 +561,26 @@ async fn undecodable_stored_events_give_typed_errors() {
 fn invalid_stream_ids_are_typed_errors() {
     use eventsource::InvalidStreamId;
     assert_eq!(StreamId::new(""), Err(InvalidStreamId::Empty));
-    assert!(matches!(StreamId::new("x".repeat(300)), Err(InvalidStreamId::TooLong { len: 300, max: 256, .. })));
+    assert!(matches!(
+        StreamId::new("x".repeat(300)),
+        Err(InvalidStreamId::TooLong {
+            len: 300,
+            max: 256,
+            ..
+        })
+    ));
     let nul = StreamId::new("wallet-\0").unwrap_err();
-    assert!(matches!(nul, InvalidStreamId::ControlCharacter { index: 7, character: '\0', .. }));
+    assert!(matches!(
+        nul,
+        InvalidStreamId::ControlCharacter {
+            index: 7,
+            character: '\0',
+            ..
+        }
+    ));
     assert!(nul.to_string().contains("control character"), "{nul}");
-    assert_eq!(StreamId::new("wallet-ünïcode ok").unwrap().as_str(), "wallet-ünïcode ok");
+    assert_eq!(
+        StreamId::new("wallet-ünïcode ok").unwrap().as_str(),
+        "wallet-ünïcode ok"
+    );
 }
