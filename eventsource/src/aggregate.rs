@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::event::Event;
+use crate::event::{Event, Payload};
 
 /// An event-sourced aggregate: state rebuilt from its events, deciding on commands.
 ///
@@ -28,6 +28,27 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
 
     /// Services injected into command handlers (`()` when there are none).
     type Services: Send + Sync + 'static;
+
+    /// Store a snapshot of the state every this many events; 0 (the default) never does.
+    ///
+    /// `#[aggregate(snapshot_every = N)]` sets it, and implements the two snapshot methods with
+    /// the state's own `Serialize`/`Deserialize`.
+    const SNAPSHOT_EVERY: u64 = 0;
+
+    /// The schema version of the snapshot encoding. Bump it when the state's shape changes:
+    /// snapshots of other versions are ignored and the stream is replayed instead.
+    const SNAPSHOT_VERSION: u32 = 1;
+
+    /// Encodes the state for a snapshot; `None` (the default) when the aggregate takes none.
+    fn encode_snapshot(&self) -> Option<Result<Payload, serde_json::Error>> {
+        None
+    }
+
+    /// Decodes a snapshot written by [`encode_snapshot`](Aggregate::encode_snapshot).
+    fn decode_snapshot(state: &Payload) -> Option<Result<Self, serde_json::Error>> {
+        let _ = state;
+        None
+    }
 
     /// Evolves the state by one event. Never fails: an event is a fact that already happened.
     fn apply(&mut self, event: &Self::Event);

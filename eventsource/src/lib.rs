@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod codec;
+mod envelope;
 mod event;
 mod metadata;
 mod repository;
@@ -17,6 +18,7 @@ pub mod testing;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Handle};
+pub use envelope::{Envelope, EventDecodeError, ReadError, UnknownEvents};
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use repository::{

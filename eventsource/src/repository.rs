@@ -10,9 +10,10 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::envelope::UnknownEvents;
 use crate::event::{DecodeError, EncodeError};
 use crate::metadata::Metadata;
-use crate::store::{EventStore, EventStoreExt, NewEvent, StoreError};
+use crate::store::{EventStore, EventStoreExt, NewEvent, Snapshot, StoreError};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
 
 /// An aggregate's state together with the stream version it reflects.
@@ -178,6 +179,7 @@ pub struct Repository<A: Aggregate, S> {
     services: A::Services,
     retry: RetryPolicy,
     batch_size: usize,
+    unknown: UnknownEvents,
 }
 
 impl<A: Aggregate, S> fmt::Debug for Repository<A, S> {
@@ -186,6 +188,7 @@ impl<A: Aggregate, S> fmt::Debug for Repository<A, S> {
             .field("aggregate", &A::TYPE)
             .field("retry", &self.retry)
             .field("batch_size", &self.batch_size)
+            .field("unknown", &self.unknown)
             .finish_non_exhaustive()
     }
 }
@@ -208,7 +211,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             services,
             retry: RetryPolicy::default(),
             batch_size: crate::store::DEFAULT_BATCH_SIZE,
+            unknown: UnknownEvents::Fail,
         }
+    }
+
+    /// Sets what loading does with stored events of types the event enum does not know:
+    /// fail with [`RepositoryError::Decode`] (the default) or skip them.
+    pub fn with_unknown_events(mut self, unknown: UnknownEvents) -> Self {
+        self.unknown = unknown;
+        self
     }
 
     /// Sets the retry policy for conflicts.
@@ -269,10 +280,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
 
-        let mut loaded = Loaded {
-            state: A::default(),
-            version: Version::INITIAL,
-        };
+        let mut loaded = self.start(id, None).await?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -308,6 +316,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 .unwrap_or(ExpectedVersion::Exact(loaded.version));
             match self.store.append(id, expected, new_events).await {
                 Ok(result) => {
+                    self.maybe_snapshot(id, loaded, &events, result.first_version, result.stream_version)
+                        .await;
                     return Ok(CommandOutcome {
                         version: result.stream_version,
                         appended: events.len(),
@@ -334,10 +344,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// The current state of the aggregate in stream `id` and its version.
     pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = Loaded {
-            state: A::default(),
-            version: Version::INITIAL,
-        };
+        let mut loaded = self.start(id, None).await?;
         self.catch_up(id, &mut loaded, None).await?;
         Ok(loaded)
     }
@@ -348,10 +355,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         id: &StreamId,
         version: Version,
     ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = Loaded {
-            state: A::default(),
-            version: Version::INITIAL,
-        };
+        let mut loaded = self.start(id, Some(version)).await?;
         self.catch_up(id, &mut loaded, Some(Until::Version(version)))
             .await?;
         if loaded.version < version {
@@ -378,6 +382,85 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.catch_up(id, &mut loaded, Some(Until::Time(at)))
             .await?;
         Ok(loaded)
+    }
+
+    /// The state to replay from: the latest usable snapshot (at or before `until`), or the
+    /// default state. A snapshot of another snapshot version, or one that does not decode, is
+    /// ignored: snapshots are a cache.
+    async fn start(
+        &self,
+        id: &StreamId,
+        until: Option<Version>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let initial = Loaded {
+            state: A::default(),
+            version: Version::INITIAL,
+        };
+        if A::SNAPSHOT_EVERY == 0 {
+            return Ok(initial);
+        }
+        let Some(snapshot) = self.store.load_snapshot(id).await? else {
+            return Ok(initial);
+        };
+        if snapshot.snapshot_version != A::SNAPSHOT_VERSION {
+            tracing::debug!(stream = %id, stored = snapshot.snapshot_version, current = A::SNAPSHOT_VERSION,
+                "ignoring a snapshot of another snapshot version");
+            return Ok(initial);
+        }
+        if until.is_some_and(|until| snapshot.version > until) {
+            return Ok(initial);
+        }
+        match A::decode_snapshot(&snapshot.state) {
+            Some(Ok(state)) => Ok(Loaded {
+                state,
+                version: snapshot.version,
+            }),
+            Some(Err(error)) => {
+                tracing::warn!(stream = %id, version = %snapshot.version, %error,
+                    "ignoring a snapshot that does not decode; replaying the stream");
+                Ok(initial)
+            }
+            None => Ok(initial),
+        }
+    }
+
+    /// Stores a snapshot when the append that took the stream from `loaded.version` through
+    /// `first..=last` crossed a multiple of the aggregate's snapshot interval. A failure is
+    /// logged, not returned: the events are committed, and a snapshot is only a cache.
+    async fn maybe_snapshot(
+        &self,
+        id: &StreamId,
+        mut loaded: Loaded<A>,
+        events: &[A::Event],
+        first: Version,
+        last: Version,
+    ) {
+        let every = A::SNAPSHOT_EVERY;
+        let ours = first == loaded.version.next() && last.0 == loaded.version.0 + events.len() as u64;
+        if every == 0 || !ours || loaded.version.0 / every == last.0 / every {
+            return;
+        }
+        for event in events {
+            loaded.state.apply(event);
+        }
+        let state = match loaded.state.encode_snapshot() {
+            Some(Ok(state)) => state,
+            Some(Err(error)) => {
+                tracing::warn!(stream = %id, %error, "cannot encode a snapshot");
+                return;
+            }
+            None => return,
+        };
+        let snapshot = Snapshot {
+            stream_id: id.clone(),
+            version: last,
+            snapshot_version: A::SNAPSHOT_VERSION,
+            state,
+            taken_at: SystemTime::now(),
+        };
+        if let Err(error) = self.store.save_snapshot(snapshot).await {
+            tracing::warn!(stream = %id, %error, "cannot store a snapshot");
+        }
     }
 
     /// Applies the events of `id` after `loaded.version` (up to `until`) onto `loaded`.

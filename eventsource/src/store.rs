@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::envelope::{decode_batch, Envelope, ReadError, UnknownEvents};
 use crate::event::{EncodeError, Event, Payload};
 use crate::metadata::Metadata;
 use crate::stream::{Checkpoint, ExpectedVersion, Position, StreamId, Version};
@@ -367,6 +368,18 @@ impl<S: EventStore + ?Sized> StreamReader<'_, S> {
         }
         Ok(Some(batch))
     }
+
+    /// The next batch decoded into `E` (skipped events left out, so a batch may be empty), or
+    /// `None` at the end of the stream.
+    pub async fn next_decoded<E: Event>(
+        &mut self,
+        unknown: UnknownEvents,
+    ) -> Result<Option<Vec<Envelope<E>>>, ReadError> {
+        match self.next_batch().await? {
+            Some(batch) => Ok(Some(decode_batch(batch, unknown)?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Pages through the global log in batches; see [`EventStoreExt::log_reader`].
@@ -400,6 +413,22 @@ impl<S: EventStore + ?Sized> LogReader<'_, S> {
             }
             None => Ok(None),
         }
+    }
+
+    /// The next batch decoded into `E` (skipped events left out, so a batch may be empty), or
+    /// `None` when nothing more is visible now. The checkpoint moves past skipped events too.
+    pub async fn next_decoded<E: Event>(
+        &mut self,
+        unknown: UnknownEvents,
+    ) -> Result<Option<Vec<Envelope<E>>>, ReadError> {
+        let batch = self.store.read_all(self.after, self.batch_size).await?;
+        let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
+            return Ok(None);
+        };
+        let decoded = decode_batch(batch, unknown)?;
+        // Only a fully decoded batch moves the checkpoint: a failed one is read again.
+        self.after = last;
+        Ok(Some(decoded))
     }
 }
 

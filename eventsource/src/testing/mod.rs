@@ -234,6 +234,38 @@ pub fn assert_round_trip<E: Event + PartialEq + Debug>(event: &E) {
     );
 }
 
+/// Renders the stored form of `events` (type name, schema version and JSON body of each) as
+/// text, for a snapshot test that fails when a change would alter stored data:
+///
+/// ```ignore
+/// insta::assert_snapshot!(eventsource::testing::stored_form(&[
+///     AccountEvent::Opened { owner: "ann".into(), overdraft_limit: 0 },
+///     AccountEvent::Closed,
+/// ]));
+/// ```
+///
+/// Each event must also survive the trip back through its decoder, so a body that encodes
+/// but no longer decodes fails here too.
+#[track_caller]
+pub fn stored_form<E: Event + PartialEq + Debug>(events: &[E]) -> String {
+    let mut out = String::new();
+    for event in events {
+        assert_round_trip(event);
+        let payload = event
+            .encode()
+            .unwrap_or_else(|e| panic!("event {event:?} does not encode: {e}"));
+        let body = payload.to_value().expect("an encoded body is JSON");
+        let pretty = serde_json::to_string_pretty(&body).expect("a JSON value prints");
+        out.push_str(&format!(
+            "{} (schema version {})\n{}\n\n",
+            event.event_type(),
+            event.schema_version(),
+            pretty
+        ));
+    }
+    out
+}
+
 /// Polls `future` to completion on the current thread.
 fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
