@@ -91,7 +91,10 @@ impl RecordedEvent {
     /// Decodes the payload into `E` through its upcaster chain, naming the stream and version
     /// on failure. `Ok(None)` is an event to skip: a removed type, or an unknown one when
     /// `unknown` is [`UnknownEvents::Skip`].
-    pub fn decode_as<E: Event>(&self, unknown: UnknownEvents) -> Result<Option<E>, EventDecodeError> {
+    pub fn decode_as<E: Event>(
+        &self,
+        unknown: UnknownEvents,
+    ) -> Result<Option<E>, EventDecodeError> {
         match E::decode(&self.event_type, self.schema_version, &self.payload) {
             Ok(event) => Ok(event),
             Err(DecodeError::UnknownType { .. }) if unknown == UnknownEvents::Skip => Ok(None),

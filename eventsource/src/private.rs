@@ -128,7 +128,8 @@ pub fn typed_to_value<T: serde::Serialize>(
     schema_version: u32,
     value: &T,
 ) -> Result<serde_json::Value, DecodeError> {
-    serde_json::to_value(value).map_err(|source| upcast_failed(event_type, schema_version, source.into()))
+    serde_json::to_value(value)
+        .map_err(|source| upcast_failed(event_type, schema_version, source.into()))
 }
 
 /// The typed upcaster that starts from version `from`: `U::try_from(value)`.
@@ -141,7 +142,9 @@ where
 }
 
 /// Encodes an aggregate's state for a snapshot.
-pub fn encode_snapshot<T: serde::Serialize>(state: &T) -> Option<Result<Payload, serde_json::Error>> {
+pub fn encode_snapshot<T: serde::Serialize>(
+    state: &T,
+) -> Option<Result<Payload, serde_json::Error>> {
     Some(Payload::from_value(state))
 }
 

@@ -316,15 +316,21 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 .unwrap_or(ExpectedVersion::Exact(loaded.version));
             match self.store.append(id, expected, new_events).await {
                 Ok(result) => {
-                    self.maybe_snapshot(id, loaded, &events, result.first_version, result.stream_version)
-                        .await;
+                    self.maybe_snapshot(
+                        id,
+                        loaded,
+                        &events,
+                        result.first_version,
+                        result.stream_version,
+                    )
+                    .await;
                     return Ok(CommandOutcome {
                         version: result.stream_version,
                         appended: events.len(),
                         last_position: result.last_position,
                         duplicate: false,
                         attempts,
-                    })
+                    });
                 }
                 Err(StoreError::Conflict { actual, .. }) if context.expected_version.is_none() => {
                     if attempts >= self.retry.max_attempts {
@@ -436,7 +442,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         last: Version,
     ) {
         let every = A::SNAPSHOT_EVERY;
-        let ours = first == loaded.version.next() && last.0 == loaded.version.0 + events.len() as u64;
+        let ours =
+            first == loaded.version.next() && last.0 == loaded.version.0 + events.len() as u64;
         if every == 0 || !ours || loaded.version.0 / every == last.0 / every {
             return;
         }

@@ -1,6 +1,9 @@
 //! The repository through the public API: execute, load, time travel, conflicts and retries,
 //! metadata, idempotency, decode errors.
 
+// Test helpers outside `#[test]` fns unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -481,7 +484,8 @@ fn raw(event_type: &str, schema_version: u32, json: &str) -> NewEvent {
 
 #[tokio::test]
 async fn undecodable_stored_events_give_typed_errors() {
-    let cases: [(NewEvent, fn(&DecodeError) -> bool, &str); 4] = [
+    type Case = (NewEvent, fn(&DecodeError) -> bool, &'static str);
+    let cases: [Case; 4] = [
         (
             raw("Mystery", 1, "{}"),
             |e| matches!(e, DecodeError::UnknownType { event_type, schema_version: 1 } if event_type == "Mystery"),

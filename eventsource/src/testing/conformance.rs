@@ -2,9 +2,9 @@
 //! generic over the store, and [`conformance_tests!`](crate::conformance_tests) to run them
 //! all as `#[test]`s with one macro call:
 //!
-//! ```ignore
-//! // tests/conformance.rs of a backend crate
-//! eventsource::conformance_tests!(MyStore::connect_for_tests().await);
+//! ```
+//! // tests/conformance.rs of a backend crate: one #[test] per check
+//! eventsource::conformance_tests!(eventsource_memory::MemoryEventStore::new());
 //! ```
 //!
 //! The expression is evaluated once per test, inside the test's Tokio runtime, so it may

@@ -115,7 +115,6 @@ impl<A: Aggregate> Given<A> {
 }
 
 /// What a command did: the events it produced or the error it returned.
-#[must_use = "a fixture checks nothing until a `then_*` method runs"]
 pub struct Then<A: Aggregate> {
     state: A,
     result: Result<Vec<A::Event>, A::Error>,
@@ -237,11 +236,24 @@ pub fn assert_round_trip<E: Event + PartialEq + Debug>(event: &E) {
 /// Renders the stored form of `events` (type name, schema version and JSON body of each) as
 /// text, for a snapshot test that fails when a change would alter stored data:
 ///
-/// ```ignore
-/// insta::assert_snapshot!(eventsource::testing::stored_form(&[
-///     AccountEvent::Opened { owner: "ann".into(), overdraft_limit: 0 },
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// # use eventsource::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+/// enum AccountEvent {
+///     #[event(version = 2)]
+///     Opened { owner: String },
+///     Closed,
+/// }
+///
+/// let stored = eventsource::testing::stored_form(&[
+///     AccountEvent::Opened { owner: "ann".into() },
 ///     AccountEvent::Closed,
-/// ]));
+/// ]);
+/// assert_eq!(stored, "Opened (schema version 2)\n{\n  \"owner\": \"ann\"\n}\n\nClosed (schema version 1)\nnull\n\n");
+/// // In a test: insta::assert_snapshot!(stored);
+/// # }
 /// ```
 ///
 /// Each event must also survive the trip back through its decoder, so a body that encodes

@@ -31,7 +31,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
         .await?;
     accounts
-        .execute_with(&id, AccountCommand::Deposit { amount: 250 }, context.clone())
+        .execute_with(
+            &id,
+            AccountCommand::Deposit { amount: 250 },
+            context.clone(),
+        )
         .await?;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let before_withdrawals = SystemTime::now();

@@ -1,0 +1,7 @@
+use eventsource::Aggregate;
+
+#[derive(Default, Aggregate)]
+#[aggregate(name = "account")]
+struct Account;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use eventsource::Command;
+
+#[derive(Command)]
+enum AccountCommand {
+    Open,
+}
+
+fn main() {}

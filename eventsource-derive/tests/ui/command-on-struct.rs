@@ -1,0 +1,9 @@
+use eventsource::Command;
+
+#[derive(Command)]
+#[command(aggregate = Account)]
+struct Open {
+    owner: String,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use eventsource::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+struct Opened {
+    owner: String,
+}
+
+fn main() {}

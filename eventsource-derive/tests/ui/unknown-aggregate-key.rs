@@ -1,0 +1,13 @@
+use eventsource::{Aggregate, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+enum AccountEvent {
+    Opened,
+}
+
+#[derive(Default, Aggregate)]
+#[aggregate(event = AccountEvent, command = (), error = std::fmt::Error, snapshot = 10)]
+struct Account;
+
+fn main() {}

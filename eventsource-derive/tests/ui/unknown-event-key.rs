@@ -1,0 +1,10 @@
+use eventsource::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(aply = Account)]
+enum AccountEvent {
+    Opened,
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use eventsource::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(crate = eventsource)]
+enum AccountEvent {
+    #[event(version = "2")]
+    Opened,
+    #[event(name = 3)]
+    Closed,
+}
+
+fn main() {}
