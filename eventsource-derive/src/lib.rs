@@ -147,7 +147,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// # impl std::error::Error for AccountError {}
 /// # #[derive(Default)]
 /// # pub struct Fraud;
-/// # #[derive(Default, Aggregate)]
+/// # #[derive(Clone, Default, Aggregate)]
 /// # #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError, services = Fraud)]
 /// # pub struct BankAccount;
 /// # type Decided = Result<Vec<AccountEvent>, AccountError>;
@@ -213,7 +213,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// #     fn opened(&mut self) { self.open = true }
 /// #     fn open(&self) -> Result<Vec<AccountEvent>, AccountError> { Ok(vec![AccountEvent::Opened]) }
 /// # }
-/// #[derive(Debug, Default, Aggregate)]
+/// #[derive(Debug, Clone, Default, Aggregate)]
 /// #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError)]
 /// pub struct BankAccount {
 ///     open: bool,

@@ -32,7 +32,7 @@ fn event_enum() {
 #[test]
 fn aggregate_struct() {
     let input: DeriveInput = parse_quote! {
-        #[derive(Debug, Default, Aggregate)]
+        #[derive(Debug, Clone, Default, Aggregate)]
         #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError)]
         pub struct BankAccount {
             open: bool,

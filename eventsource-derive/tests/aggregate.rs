@@ -22,7 +22,7 @@ enum AccountCommand {
 #[error("never")]
 struct AccountError;
 
-#[derive(Debug, Default, Aggregate)]
+#[derive(Debug, Clone, Default, Aggregate)]
 #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError)]
 struct BankAccount {
     balance: u64,
@@ -39,7 +39,7 @@ impl BankAccount {
 }
 
 /// An aggregate with its type name and services set.
-#[derive(Debug, Default, Aggregate)]
+#[derive(Debug, Clone, Default, Aggregate)]
 #[aggregate(
     name = "ledger.v2",
     event = AccountEvent,

@@ -26,7 +26,7 @@ struct Fees {
     withdrawal: u64,
 }
 
-#[derive(Debug, Default, Aggregate)]
+#[derive(Debug, Clone, Default, Aggregate)]
 #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError, services = Fees)]
 struct Account {
     open: bool,

@@ -23,7 +23,7 @@ enum CounterCommand {
 #[error("never")]
 struct CounterError;
 
-#[derive(Debug, Default, Aggregate)]
+#[derive(Debug, Clone, Default, Aggregate)]
 #[aggregate(
     crate = "crate::reexport::es",
     event = CounterEvent,

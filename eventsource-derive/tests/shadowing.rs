@@ -58,7 +58,7 @@ struct Services {
     bonus: u64,
 }
 
-#[derive(Debug, ::core::default::Default, ::eventsource::Aggregate)]
+#[derive(Debug, ::core::clone::Clone, ::core::default::Default, ::eventsource::Aggregate)]
 #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError, services = Services)]
 struct BankAccount {
     open: bool,

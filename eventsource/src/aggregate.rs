@@ -10,10 +10,13 @@ use crate::event::{Event, Payload};
 /// `#[derive(Event)]` / `#[derive(Command)]` on the enums generate the [`Apply`](crate::Apply)
 /// and [`Handle`] dispatch this trait delegates to. It can also be implemented by hand.
 ///
+/// The state is plain data: it is `Clone`, so a [`Repository`](crate::Repository) can keep the
+/// latest state of recently used aggregates and read only newer events before the next command.
+///
 /// The state starts as [`Default`] and changes only through [`apply`](Aggregate::apply);
 /// [`handle`](Aggregate::handle) reads the state and returns the events a command produces,
 /// or the aggregate's error when the command is rejected.
-pub trait Aggregate: Default + Send + Sync + Sized + 'static {
+pub trait Aggregate: Clone + Default + Send + Sync + Sized + 'static {
     /// The aggregate's type name, e.g. `"bank-account"`: the prefix of its stream ids.
     const TYPE: &'static str;
 

@@ -23,7 +23,7 @@ pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
-    RetryPolicy,
+    RetryPolicy, DEFAULT_CACHE_CAPACITY,
 };
 pub use store::{
     AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, Snapshot,

@@ -1,9 +1,11 @@
 //! The [`Repository`]: load an aggregate, decide on a command, append with optimistic
 //! concurrency, retry on conflict.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -180,7 +182,92 @@ pub struct Repository<A: Aggregate, S> {
     retry: RetryPolicy,
     batch_size: usize,
     unknown: UnknownEvents,
+    cache: StateCache<A>,
+    writers: StreamLocks,
 }
+
+/// One async lock per stream with a command in flight: commands on one stream in this process
+/// take turns instead of racing each other into conflicts. (Writers in other processes are
+/// still caught by the expected-version check.) An entry lives only while someone holds or
+/// waits for its lock.
+#[derive(Default)]
+struct StreamLocks(Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>);
+
+struct StreamTurn<'a> {
+    locks: &'a StreamLocks,
+    id: &'a StreamId,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl StreamLocks {
+    async fn turn<'a>(&'a self, id: &'a StreamId) -> StreamTurn<'a> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(locks.entry(id.clone()).or_default())
+        };
+        let guard = Arc::clone(&lock).lock_owned().await;
+        StreamTurn {
+            locks: self,
+            id,
+            lock,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for StreamTurn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two references left: the map's and ours. Others only clone under the map's lock.
+        if Arc::strong_count(&self.lock) == 2 {
+            locks.remove(self.id);
+        }
+    }
+}
+
+/// The latest known state of recently used streams. An entry is only ever a starting point:
+/// the repository reads the events appended after it before deciding, and the append's
+/// expected version rejects a decision made on a stale state, so other writers (in this
+/// process or another) can never make it wrong.
+struct StateCache<A> {
+    entries: Mutex<HashMap<StreamId, Loaded<A>>>,
+    capacity: usize,
+}
+
+impl<A: Clone> StateCache<A> {
+    fn get(&self, id: &StreamId) -> Option<Loaded<A>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(id).cloned()
+    }
+
+    fn put(&self, id: &StreamId, loaded: Loaded<A>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = entries.get_mut(id) {
+            if cached.version < loaded.version {
+                *cached = loaded;
+            }
+            return;
+        }
+        if entries.len() >= self.capacity {
+            // Evict an arbitrary entry: cheap, and a miss costs one full load.
+            if let Some(victim) = entries.keys().next().cloned() {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(id.clone(), loaded);
+    }
+}
+
+/// How many aggregate states a repository keeps by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 impl<A: Aggregate, S> fmt::Debug for Repository<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,7 +299,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             retry: RetryPolicy::default(),
             batch_size: crate::store::DEFAULT_BATCH_SIZE,
             unknown: UnknownEvents::Fail,
+            cache: StateCache {
+                entries: Mutex::new(HashMap::new()),
+                capacity: DEFAULT_CACHE_CAPACITY,
+            },
+            writers: StreamLocks::default(),
         }
+    }
+
+    /// Sets how many aggregate states the repository keeps between commands (0 keeps none).
+    ///
+    /// With a cached state, a command reads only the events appended since, instead of the
+    /// whole stream (or the snapshot and the events after it).
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = StateCache {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        };
+        self
     }
 
     /// Sets what loading does with stored events of types the event enum does not know:
@@ -280,6 +384,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
 
+        let _turn = self.writers.turn(id).await;
         let mut loaded = self.start(id, None).await?;
         let mut attempts = 0;
         loop {
@@ -296,11 +401,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     .into());
                 }
             }
-            let events = loaded
-                .state
-                .handle(&command, &self.services)
-                .await
-                .map_err(RepositoryError::Rejected)?;
+            let events = match loaded.state.handle(&command, &self.services).await {
+                Ok(events) => events,
+                Err(rejection) => {
+                    self.cache.put(id, loaded);
+                    return Err(RepositoryError::Rejected(rejection));
+                }
+            };
             if events.is_empty() {
                 return Ok(CommandOutcome {
                     version: loaded.version,
@@ -316,14 +423,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 .unwrap_or(ExpectedVersion::Exact(loaded.version));
             match self.store.append(id, expected, new_events).await {
                 Ok(result) => {
-                    self.maybe_snapshot(
-                        id,
-                        loaded,
-                        &events,
-                        result.first_version,
-                        result.stream_version,
-                    )
-                    .await;
+                    let before = loaded.version;
+                    if result.first_version == before.next()
+                        && result.stream_version.0 == before.0 + events.len() as u64
+                    {
+                        for event in &events {
+                            loaded.state.apply(event);
+                        }
+                        loaded.version = result.stream_version;
+                        self.maybe_snapshot(id, &loaded, before).await;
+                        self.cache.put(id, loaded);
+                    }
                     return Ok(CommandOutcome {
                         version: result.stream_version,
                         appended: events.len(),
@@ -341,7 +451,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         });
                     }
                     tracing::trace!(stream = %id, attempts, %actual, "conflict, deciding again");
-                    YieldNow(false).await;
+                    backoff(attempts).await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -352,6 +462,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut loaded = self.start(id, None).await?;
         self.catch_up(id, &mut loaded, None).await?;
+        self.cache.put(id, loaded.clone());
         Ok(loaded)
     }
 
@@ -398,6 +509,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         id: &StreamId,
         until: Option<Version>,
     ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        if until.is_none() {
+            if let Some(cached) = self.cache.get(id) {
+                return Ok(cached);
+            }
+        }
         let initial = Loaded {
             state: A::default(),
             version: Version::INITIAL,
@@ -430,25 +546,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// Stores a snapshot when the append that took the stream from `loaded.version` through
-    /// `first..=last` crossed a multiple of the aggregate's snapshot interval. A failure is
+    /// Stores a snapshot when the append that took the stream from version `before` to
+    /// `loaded.version` crossed a multiple of the aggregate's snapshot interval. A failure is
     /// logged, not returned: the events are committed, and a snapshot is only a cache.
-    async fn maybe_snapshot(
-        &self,
-        id: &StreamId,
-        mut loaded: Loaded<A>,
-        events: &[A::Event],
-        first: Version,
-        last: Version,
-    ) {
+    async fn maybe_snapshot(&self, id: &StreamId, loaded: &Loaded<A>, before: Version) {
         let every = A::SNAPSHOT_EVERY;
-        let ours =
-            first == loaded.version.next() && last.0 == loaded.version.0 + events.len() as u64;
-        if every == 0 || !ours || loaded.version.0 / every == last.0 / every {
+        if every == 0 || before.0 / every == loaded.version.0 / every {
             return;
-        }
-        for event in events {
-            loaded.state.apply(event);
         }
         let state = match loaded.state.encode_snapshot() {
             Some(Ok(state)) => state,
@@ -460,7 +564,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         };
         let snapshot = Snapshot {
             stream_id: id.clone(),
-            version: last,
+            version: loaded.version,
             snapshot_version: A::SNAPSHOT_VERSION,
             state,
             taken_at: SystemTime::now(),
@@ -536,7 +640,18 @@ enum Until {
     Time(SystemTime),
 }
 
-/// Yields to the executor once, so the writer that won a conflict can move on.
+/// Waits a random number of scheduler turns, up to twice as many after each conflict, so
+/// writers in several processes that keep colliding spread out. Yielding rather than sleeping
+/// needs no timer, so any executor will do.
+async fn backoff(attempt: u32) {
+    let ceiling = 1u128 << attempt.min(10);
+    let turns = Uuid::new_v4().as_u128() % ceiling;
+    for _ in 0..=turns {
+        YieldNow(false).await;
+    }
+}
+
+/// Yields to the executor once.
 struct YieldNow(bool);
 
 impl Future for YieldNow {

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use eventsource::prelude::*;
 use eventsource::{
-    idempotent_event_id, AppendResult, Checkpoint, DecodeError, NewEvent, Payload, RecordedEvent,
-    RetryPolicy, StoreError, StreamAppend,
+    idempotent_event_id, AppendResult, Checkpoint, DecodeError, Loaded, NewEvent, Payload,
+    RecordedEvent, RetryPolicy, StoreError, StreamAppend,
 };
 use eventsource_memory::MemoryEventStore;
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ struct Limits {
     blocked: bool,
 }
 
-#[derive(Debug, Default, Aggregate)]
+#[derive(Debug, Clone, Default, PartialEq, Aggregate)]
 #[aggregate(event = WalletEvent, command = WalletCommand, error = WalletError, services = Limits)]
 struct Wallet {
     balance: u64,
@@ -299,7 +299,7 @@ async fn an_idempotency_key_appends_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_through_the_repository_lose_nothing() {
     const TASKS: u64 = 8;
-    const EACH: u64 = 250;
+    const EACH: u64 = 1_000;
     let repo = Arc::new(Repository::<Wallet, _>::new(MemoryEventStore::new()));
     let id = wallet("shared");
     let tasks: Vec<_> = (0..TASKS)
@@ -320,6 +320,56 @@ async fn concurrent_writers_through_the_repository_lose_nothing() {
     let loaded = repo.load(&id).await.unwrap();
     assert_eq!(loaded.state.balance, TASKS * EACH);
     assert_eq!(loaded.version, Version(TASKS * EACH));
+}
+
+#[tokio::test]
+async fn a_cached_state_never_hides_other_writers() {
+    // Two repositories over one store stand for two processes, each with its own cache.
+    let store = MemoryEventStore::new();
+    let here = Repository::<Wallet, _>::new(store.clone());
+    let there = Repository::<Wallet, _>::new(store.clone());
+    let id = wallet("two-processes");
+    here.execute(&id, WalletCommand::Credit { amount: 10 })
+        .await
+        .unwrap();
+    assert_eq!(here.load(&id).await.unwrap().state.balance, 10);
+    there
+        .execute(&id, WalletCommand::Debit { amount: 10 })
+        .await
+        .unwrap();
+    // `here` cached balance 10; the debit elsewhere must still refuse this one.
+    let refused = here
+        .execute(&id, WalletCommand::Debit { amount: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.rejection(),
+        Some(&WalletError::Insufficient {
+            balance: 0,
+            requested: 1
+        })
+    );
+    there
+        .execute(&id, WalletCommand::Credit { amount: 5 })
+        .await
+        .unwrap();
+    assert_eq!(
+        here.load(&id).await.unwrap(),
+        Loaded {
+            state: Wallet {
+                balance: 5,
+                notes: vec![]
+            },
+            version: Version(3)
+        }
+    );
+
+    let uncached = Repository::<Wallet, _>::new(store.clone()).with_cache_capacity(0);
+    uncached
+        .execute(&id, WalletCommand::Debit { amount: 5 })
+        .await
+        .unwrap();
+    assert_eq!(here.load(&id).await.unwrap().state.balance, 0);
 }
 
 /// A store that lets a rival writer append right before each of the first `races` appends.

@@ -1,6 +1,6 @@
 use eventsource::Aggregate;
 
-#[derive(Default, Aggregate)]
+#[derive(Clone, Default, Aggregate)]
 #[aggregate(name = "account")]
 struct Account;
 

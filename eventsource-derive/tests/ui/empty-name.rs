@@ -7,7 +7,7 @@ enum AccountEvent {
     Opened,
 }
 
-#[derive(Default, Aggregate)]
+#[derive(Clone, Default, Aggregate)]
 #[aggregate(name = "", event = AccountEvent, command = (), error = std::fmt::Error)]
 struct Account;
 

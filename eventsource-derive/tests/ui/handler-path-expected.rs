@@ -7,7 +7,7 @@ enum AccountEvent {
     Opened,
 }
 
-#[derive(Default, Aggregate)]
+#[derive(Clone, Default, Aggregate)]
 #[aggregate(event = AccountEvent, command = AccountCommand, error = std::fmt::Error)]
 struct Account;
 

@@ -10,7 +10,7 @@ enum AccountEvent {
     Reopened,
 }
 
-#[derive(Default, Aggregate)]
+#[derive(Clone, Default, Aggregate)]
 #[aggregate(event = AccountEvent, commands = AccountCommand, error = std::fmt::Error)]
 struct Account;
 

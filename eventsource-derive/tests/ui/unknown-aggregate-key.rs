@@ -6,7 +6,7 @@ enum AccountEvent {
     Opened,
 }
 
-#[derive(Default, Aggregate)]
+#[derive(Clone, Default, Aggregate)]
 #[aggregate(event = AccountEvent, command = (), error = std::fmt::Error, snapshot = 10)]
 struct Account;
 

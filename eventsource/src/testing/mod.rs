@@ -19,7 +19,7 @@
 //! #[error("the counter is full")]
 //! struct Full;
 //!
-//! #[derive(Debug, Default, Aggregate)]
+//! #[derive(Debug, Clone, Default, Aggregate)]
 //! #[aggregate(event = CounterEvent, command = CounterCommand, error = Full)]
 //! struct Counter { total: u32 }
 //!
