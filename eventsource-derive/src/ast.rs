@@ -15,6 +15,8 @@ pub(crate) struct EventEnum<'a> {
     pub(crate) krate: Path,
     /// The state type that gets `impl Apply<Enum>`, from `#[event(apply = ..)]`.
     pub(crate) apply: Option<Type>,
+    /// Type names of removed events, from `#[event(removed(..))]`.
+    pub(crate) removed: Vec<LitStr>,
     /// `None` when the input is not an enum (already reported).
     pub(crate) variants: Option<Vec<EventVariant<'a>>>,
 }
@@ -27,9 +29,13 @@ pub(crate) struct EventVariant<'a> {
     pub(crate) name: String,
     /// The `name = ".."` literal, when the name is not the default.
     pub(crate) name_lit: Option<LitStr>,
+    /// Former type names, read but never written.
+    pub(crate) aliases: Vec<LitStr>,
     /// The current schema version.
     pub(crate) version: u32,
     pub(crate) version_lit: Option<LitInt>,
+    /// The upcasting steps, in the order written (`check` validates the chain).
+    pub(crate) steps: Vec<Step>,
     /// The name serde gives the variant, which the body codec needs.
     pub(crate) serde_name: String,
     /// The method of the `apply` state that this variant calls.
@@ -48,6 +54,23 @@ impl EventVariant<'_> {
             }
         }
     }
+}
+
+/// One upcasting step: from a stored version to the next.
+pub(crate) struct Step {
+    /// The version the step starts from.
+    pub(crate) from: u32,
+    pub(crate) from_lit: LitInt,
+    pub(crate) kind: StepKind,
+}
+
+/// How a step converts a body.
+pub(crate) enum StepKind {
+    /// `upcast(1 => f)`: `fn(serde_json::Value) -> Result<serde_json::Value, E>`.
+    Json(ExprPath),
+    /// `upcast_from(1 => T)`: the body of version `from` deserializes into `T`, which converts
+    /// with `TryFrom` into the next version's type (or the event enum, after the last step).
+    Typed(Type),
 }
 
 /// An enum with `#[derive(Command)]`.
@@ -88,6 +111,10 @@ pub(crate) struct AggregateStruct<'a> {
     pub(crate) command: Option<Type>,
     pub(crate) error: Option<Type>,
     pub(crate) services: Type,
+    /// `snapshot_every = N`, with the literal for errors.
+    pub(crate) snapshot_every: Option<(u64, LitInt)>,
+    /// `snapshot_version = V`.
+    pub(crate) snapshot_version: Option<attr::VersionLit>,
     /// False when the input is not a struct (already reported).
     pub(crate) is_struct: bool,
 }
@@ -114,8 +141,23 @@ impl<'a> EventEnum<'a> {
                                     None => ident.unraw().to_string(),
                                 },
                                 name_lit: event.name,
+                                aliases: event.aliases,
                                 version: event.version.as_ref().map_or(1, |v| v.value),
                                 version_lit: event.version.map(|v| v.lit),
+                                steps: event
+                                    .upcast
+                                    .into_iter()
+                                    .map(|(from, f)| Step {
+                                        from: from.value,
+                                        from_lit: from.lit,
+                                        kind: StepKind::Json(f),
+                                    })
+                                    .chain(event.upcast_from.into_iter().map(|(from, ty)| Step {
+                                        from: from.value,
+                                        from_lit: from.lit,
+                                        kind: StepKind::Typed(ty),
+                                    }))
+                                    .collect(),
                                 serde_name: match serde.rename {
                                     Some(lit) => lit.value(),
                                     None => ident.unraw().to_string(),
@@ -141,6 +183,7 @@ impl<'a> EventEnum<'a> {
             input,
             krate: crate_path(attrs.krate),
             apply: attrs.apply,
+            removed: attrs.removed,
             variants,
         }
     }
@@ -252,6 +295,8 @@ impl<'a> AggregateStruct<'a> {
             command: attrs.command,
             error: attrs.error,
             services: attrs.services.unwrap_or_else(|| syn::parse_quote!(())),
+            snapshot_every: attrs.snapshot_every,
+            snapshot_version: attrs.snapshot_version,
             is_struct,
         }
     }

@@ -43,27 +43,44 @@ impl<T> Attr<T> {
 }
 
 /// The keys of `#[event(..)]` on the enum.
-const EVENT_KEYS: &[&str] = &["apply", "crate"];
+const EVENT_KEYS: &[&str] = &["apply", "removed", "crate"];
 /// The keys of `#[event(..)]` on a variant.
-const EVENT_VARIANT_KEYS: &[&str] = &["name", "version", "apply"];
+const EVENT_VARIANT_KEYS: &[&str] = &["name", "alias", "version", "upcast", "upcast_from", "apply"];
 /// The keys of `#[command(..)]` on the enum.
 const COMMAND_KEYS: &[&str] = &["aggregate", "async", "services", "crate"];
 /// The keys of `#[command(..)]` on a variant.
 const COMMAND_VARIANT_KEYS: &[&str] = &["handler", "async", "services"];
 /// The keys of `#[aggregate(..)]` on the struct.
-const AGGREGATE_KEYS: &[&str] = &["name", "event", "command", "error", "services", "crate"];
+const AGGREGATE_KEYS: &[&str] = &[
+    "name",
+    "event",
+    "command",
+    "error",
+    "services",
+    "snapshot_every",
+    "snapshot_version",
+    "crate",
+];
 
 /// `#[event(..)]` on the event enum.
 pub(crate) struct EventAttrs {
     /// The state type that gets `impl Apply<Enum>`.
     pub(crate) apply: Option<Type>,
+    /// Type names of events that no longer exist: decoded as "skip this event".
+    pub(crate) removed: Vec<LitStr>,
     pub(crate) krate: Option<Path>,
 }
 
 /// `#[event(..)]` on one event variant.
 pub(crate) struct EventVariantAttrs {
     pub(crate) name: Option<LitStr>,
+    /// Former type names, read but never written.
+    pub(crate) aliases: Vec<LitStr>,
     pub(crate) version: Option<VersionLit>,
+    /// `upcast(1 => path::to::fn, ..)`: JSON upcasters.
+    pub(crate) upcast: Vec<(VersionLit, ExprPath)>,
+    /// `upcast_from(1 => OpenedV1, ..)`: typed upcasters.
+    pub(crate) upcast_from: Vec<(VersionLit, Type)>,
     pub(crate) apply: Option<Ident>,
 }
 
@@ -93,6 +110,8 @@ pub(crate) struct CommandVariantAttrs {
 /// `#[aggregate(..)]` on the state struct.
 pub(crate) struct AggregateAttrs {
     pub(crate) name: Option<LitStr>,
+    pub(crate) snapshot_every: Option<(u64, LitInt)>,
+    pub(crate) snapshot_version: Option<VersionLit>,
     pub(crate) event: Option<Type>,
     pub(crate) command: Option<Type>,
     pub(crate) error: Option<Type>,
@@ -110,6 +129,7 @@ pub(crate) struct SerdeVariantAttrs {
 
 pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     let mut apply = Attr::new("event");
+    let mut removed = Attr::new("event");
     let mut krate = Attr::new("event");
     for_each_key(cx, attrs, "event", |meta| {
         if meta.path.is_ident("apply") {
@@ -117,6 +137,10 @@ pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
             if let Some(ty) = parse_type(cx, meta, "apply = BankAccount")? {
                 apply.set(cx, meta, ty);
             }
+        } else if meta.path.is_ident("removed") {
+            // #[event(removed("AuditPinged", "LegacyFlag"))]
+            let names = parse_string_list(meta)?;
+            removed.set(cx, meta, names);
         } else if meta.path.is_ident("crate") {
             // #[event(crate = "::eventsource")]
             if let Some(path) = parse_crate_path(cx, meta)? {
@@ -129,13 +153,17 @@ pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
     });
     EventAttrs {
         apply: apply.get(),
+        removed: removed.get().unwrap_or_default(),
         krate: krate.get(),
     }
 }
 
 pub(crate) fn event_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventVariantAttrs {
     let mut name = Attr::new("event");
+    let mut aliases = Vec::new();
     let mut version = Attr::new("event");
+    let mut upcast = Attr::new("event");
+    let mut upcast_from = Attr::new("event");
     let mut apply = Attr::new("event");
     for_each_key(cx, attrs, "event", |meta| {
         if meta.path.is_ident("name") {
@@ -143,11 +171,24 @@ pub(crate) fn event_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventVarian
             if let Some(lit) = parse_string(cx, meta, "name = \"account.opened\"")? {
                 name.set(cx, meta, lit);
             }
+        } else if meta.path.is_ident("alias") {
+            // #[event(alias = "AccountOpened")], repeatable
+            if let Some(lit) = parse_string(cx, meta, "alias = \"AccountOpened\"")? {
+                aliases.push(lit);
+            }
         } else if meta.path.is_ident("version") {
             // #[event(version = 2)]
             if let Some(lit) = parse_version(cx, meta)? {
                 version.set(cx, meta, lit);
             }
+        } else if meta.path.is_ident("upcast") {
+            // #[event(upcast(1 => upcast::opened_v1, 2 => upcast::opened_v2))]
+            let steps = parse_steps(cx, meta, |input| input.parse::<ExprPath>())?;
+            upcast.set(cx, meta, steps);
+        } else if meta.path.is_ident("upcast_from") {
+            // #[event(upcast_from(1 => OpenedV1, 2 => OpenedV2))]
+            let steps = parse_steps(cx, meta, |input| input.parse::<Type>())?;
+            upcast_from.set(cx, meta, steps);
         } else if meta.path.is_ident("apply") {
             // #[event(apply = on_opened)]
             if let Some(ident) = parse_method_name(cx, meta, "apply = on_opened")? {
@@ -160,7 +201,10 @@ pub(crate) fn event_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventVarian
     });
     EventVariantAttrs {
         name: name.get(),
+        aliases,
         version: version.get(),
+        upcast: upcast.get().unwrap_or_default(),
+        upcast_from: upcast_from.get().unwrap_or_default(),
         apply: apply.get(),
     }
 }
@@ -235,6 +279,8 @@ pub(crate) fn command_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> CommandVa
 
 pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs {
     let mut name = Attr::new("aggregate");
+    let mut snapshot_every = Attr::new("aggregate");
+    let mut snapshot_version = Attr::new("aggregate");
     let mut event = Attr::new("aggregate");
     let mut command = Attr::new("aggregate");
     let mut error = Attr::new("aggregate");
@@ -245,6 +291,16 @@ pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs 
             // #[aggregate(name = "bank-account")]
             if let Some(lit) = parse_string(cx, meta, "name = \"bank-account\"")? {
                 name.set(cx, meta, lit);
+            }
+        } else if meta.path.is_ident("snapshot_every") {
+            // #[aggregate(snapshot_every = 100)]
+            if let Some(every) = parse_snapshot_every(cx, meta)? {
+                snapshot_every.set(cx, meta, every);
+            }
+        } else if meta.path.is_ident("snapshot_version") {
+            // #[aggregate(snapshot_version = 2)]
+            if let Some(lit) = parse_version(cx, meta)? {
+                snapshot_version.set(cx, meta, lit);
             }
         } else if meta.path.is_ident("event") {
             // #[aggregate(event = AccountEvent)]
@@ -278,6 +334,8 @@ pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs 
     });
     AggregateAttrs {
         name: name.get(),
+        snapshot_every: snapshot_every.get(),
+        snapshot_version: snapshot_version.get(),
         event: event.get(),
         command: command.get(),
         error: error.get(),
@@ -499,6 +557,7 @@ fn parse_crate_path(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option
 
 /// `version = 2`.
 fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<VersionLit>> {
+    let key = key(meta);
     let expr: Expr = meta.value()?.parse()?;
     let Expr::Lit(ExprLit {
         lit: Lit::Int(lit), ..
@@ -506,17 +565,80 @@ fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Ve
     else {
         cx.error_spanned_by(
             &expr,
-            "`version` takes an integer literal, like `version = 2`",
+            format!("`{key}` takes an integer literal, like `{key} = 2`"),
         );
         return Ok(None);
     };
+    Ok(version_lit(cx, &key, lit))
+}
+
+fn version_lit(cx: &Ctxt, key: &str, lit: LitInt) -> Option<VersionLit> {
     match lit.base10_parse::<u32>() {
-        Ok(value) => Ok(Some(VersionLit { value, lit })),
+        Ok(value) => Some(VersionLit { value, lit }),
         Err(_) => {
-            cx.error_spanned_by(&lit, "`version` must fit in a `u32`");
+            cx.error_spanned_by(&lit, format!("`{key}` must fit in a `u32`"));
+            None
+        }
+    }
+}
+
+/// `snapshot_every = 100`.
+fn parse_snapshot_every(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+) -> syn::Result<Option<(u64, LitInt)>> {
+    let expr: Expr = meta.value()?.parse()?;
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = expr
+    else {
+        cx.error_spanned_by(
+            &expr,
+            "`snapshot_every` takes an integer literal, like `snapshot_every = 100`",
+        );
+        return Ok(None);
+    };
+    match lit.base10_parse::<u64>() {
+        Ok(value) => Ok(Some((value, lit))),
+        Err(_) => {
+            cx.error_spanned_by(&lit, "`snapshot_every` must fit in a `u64`");
             Ok(None)
         }
     }
+}
+
+/// `upcast(1 => a, 2 => b)` and `upcast_from(1 => A, 2 => B)`: steps keyed by the version they
+/// start from.
+fn parse_steps<T>(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    target: impl Fn(syn::parse::ParseStream<'_>) -> syn::Result<T>,
+) -> syn::Result<Vec<(VersionLit, T)>> {
+    let key = key(meta);
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let mut steps = Vec::new();
+    while !content.is_empty() {
+        let lit: LitInt = content.parse()?;
+        content.parse::<Token![=>]>()?;
+        let value = target(&content)?;
+        if let Some(version) = version_lit(cx, &key, lit) {
+            steps.push((version, value));
+        }
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(steps)
+}
+
+/// `removed("A", "B")`.
+fn parse_string_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let list = content.parse_terminated(|input| input.parse::<LitStr>(), Token![,])?;
+    Ok(list.into_iter().collect())
 }
 
 /// `key = Type`.

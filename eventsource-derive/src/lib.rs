@@ -38,6 +38,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | Attribute                           | Meaning                                                                        |
 /// |-------------------------------------|--------------------------------------------------------------------------------|
 /// | `#[event(apply = State)]`           | also implement `Apply<Enum> for State`, calling one method of `State` per variant |
+/// | `#[event(removed("A", "B"))]`       | type names of events that no longer exist: stored events of these types decode to `None` and are skipped |
 /// | `#[event(crate = "path")]`          | where the `eventsource` crate is, when it is renamed or re-exported (default `::eventsource`) |
 ///
 /// # Attributes on a variant
@@ -45,12 +46,21 @@ use syn::{parse_macro_input, DeriveInput};
 /// | Attribute                           | Default                                   | Meaning                                  |
 /// |-------------------------------------|-------------------------------------------|------------------------------------------|
 /// | `#[event(name = "account.opened")]` | the variant's name, as written: `Opened`  | the stored type name; must not be empty and must be unique in the enum |
+/// | `#[event(alias = "OldName")]`       | none; repeatable                          | a former type name: accepted on read, never written |
 /// | `#[event(version = 2)]`             | `1`                                       | the schema version this code writes and reads; counts from 1 |
+/// | `#[event(upcast(1 => f, 2 => g))]`  | none                                      | JSON upcasters: `fn(serde_json::Value) -> Result<serde_json::Value, E>` bringing the body of version N to N + 1 (`E` is any error, or `String`) |
+/// | `#[event(upcast_from(2 => OpenedV2))]` | none                                   | typed upcasters: the stored body of version N deserializes into the named type, which converts with `TryFrom`/`From` into the type of version N + 1, or into the event enum after the last step |
 /// | `#[event(apply = on_opened)]`       | snake_case of the variant: `MoneyDeposited` → `money_deposited` | the method of the `apply` state called for this variant |
 ///
-/// Stored events of the current version decode straight into the enum. A stored event with
-/// another version fails with `DecodeError::FutureVersion` (newer) or `DecodeError::NoUpcaster`
-/// (older), and an unknown type name with `DecodeError::UnknownType`.
+/// Stored events of the current version decode straight into the enum, from the stored bytes.
+/// An older version runs through every remaining step of its chain (JSON steps first, then
+/// typed steps), and only old versions pay for that. The chain is checked at compile time: the
+/// steps must lead one version at a time to the current version, with no gap, no duplicate, no
+/// step from the current version or later; names and aliases must be unique across the enum
+/// and its removed types. At run time, a version the chain does not cover fails with
+/// `DecodeError::FutureVersion` (newer) or `DecodeError::NoUpcaster` (older), a failing
+/// upcaster with `DecodeError::Upcast`, a body that does not fit with `DecodeError::Body`, and an
+/// unknown type name with `DecodeError::UnknownType`.
 ///
 /// # Apply methods
 ///
@@ -190,6 +200,8 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// | `#[aggregate(error = AccountError)]` | required                                 | the error a rejected command returns    |
 /// | `#[aggregate(name = "bank-account")]`| kebab-case of the struct: `BankAccount` → `bank-account` | `Aggregate::TYPE`, the prefix of stream ids; must not be empty |
 /// | `#[aggregate(services = Clock)]`     | `()`                                     | the services injected into handlers     |
+/// | `#[aggregate(snapshot_every = 100)]` | no snapshots                             | store a snapshot of the state every 100 events; the state must implement serde's `Serialize` and `Deserialize` |
+/// | `#[aggregate(snapshot_version = 2)]` | `1`                                      | the snapshot encoding's version: bump it when the state's shape changes, and older snapshots are ignored |
 /// | `#[aggregate(crate = "path")]`       | `::eventsource`                          | where the `eventsource` crate is        |
 ///
 /// # Example

@@ -30,6 +30,37 @@ fn event_enum() {
 }
 
 #[test]
+fn event_enum_with_evolution() {
+    let input: DeriveInput = parse_quote! {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+        #[event(apply = BankAccount, removed("AuditPinged"))]
+        pub enum AccountEvent {
+            #[event(version = 4, upcast(1 => upcast::opened_v1, 2 => upcast::opened_v2), upcast_from(3 => OpenedV3))]
+            Opened { owner: String, overdraft_limit: u64 },
+            #[event(name = "account.deposited", alias = "MoneyDeposited")]
+            Deposited { amount: u64 },
+            #[event(version = 3, upcast_from(1 => WithdrawnV1, 2 => WithdrawnV2))]
+            Withdrawn(u64),
+        }
+    };
+    insta::assert_snapshot!(pretty(expand::derive_event(&input)));
+}
+
+#[test]
+fn aggregate_struct_with_snapshots() {
+    let input: DeriveInput = parse_quote! {
+        #[derive(Debug, Clone, Default, Serialize, Deserialize, Aggregate)]
+        #[aggregate(event = AccountEvent, command = AccountCommand, error = AccountError,
+                    snapshot_every = 100, snapshot_version = 2)]
+        pub struct BankAccount {
+            open: bool,
+            balance: i64,
+        }
+    };
+    insta::assert_snapshot!(pretty(expand::derive_aggregate(&input)));
+}
+
+#[test]
 fn aggregate_struct() {
     let input: DeriveInput = parse_quote! {
         #[derive(Debug, Clone, Default, Aggregate)]

@@ -592,14 +592,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     Some(Until::Time(t)) if recorded.recorded_at > t => return Ok(()),
                     _ => {}
                 }
-                let event =
-                    recorded
-                        .decode::<A::Event>()
-                        .map_err(|source| RepositoryError::Decode {
-                            stream: id.clone(),
-                            version: recorded.version,
-                            source,
-                        })?;
+                let event = recorded.decode_as::<A::Event>(self.unknown).map_err(|e| {
+                    RepositoryError::Decode {
+                        stream: e.stream,
+                        version: e.version,
+                        source: e.source,
+                    }
+                })?;
                 if let Some(event) = event {
                     loaded.state.apply(&event);
                 }

@@ -55,6 +55,33 @@ fn impl_aggregate(
     let (impl_generics, ty_generics, where_clause) = input.input.generics.split_for_impl();
     let name = &input.name;
     let services = &input.services;
+    let snapshots = input.snapshot_every.as_ref().map(|(every, lit)| {
+        let every = proc_macro2::Literal::u64_unsuffixed(*every);
+        let version = proc_macro2::Literal::u32_unsuffixed(
+            input.snapshot_version.as_ref().map_or(1, |v| v.value),
+        );
+        // Spanned on `snapshot_every`, so a state without serde impls is reported there.
+        let encode = quote_spanned!(lit.span()=> #private::encode_snapshot(self));
+        let decode = quote_spanned!(lit.span()=> #private::decode_snapshot(__state));
+        quote! {
+            const SNAPSHOT_EVERY: u64 = #every;
+            const SNAPSHOT_VERSION: u32 = #version;
+
+            fn encode_snapshot(
+                &self,
+            ) -> ::core::option::Option<
+                ::core::result::Result<#private::Payload, #private::serde_json::Error>,
+            > {
+                #encode
+            }
+
+            fn decode_snapshot(
+                __state: &#private::Payload,
+            ) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>> {
+                #decode
+            }
+        }
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics #private::Aggregate for #ident #ty_generics #where_clause {
@@ -63,6 +90,7 @@ fn impl_aggregate(
             type Command = #command;
             type Error = #error;
             type Services = #services;
+            #snapshots
 
             fn apply(&mut self, __event: &<Self as #private::Aggregate>::Event) {
                 #apply

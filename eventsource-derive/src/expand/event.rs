@@ -2,10 +2,11 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::Type;
 
 use super::{destructure, respan, type_prefix};
-use crate::ast::{EventEnum, EventVariant};
+use crate::ast::{EventEnum, EventVariant, Step, StepKind};
 
 pub(super) fn expand(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStream {
     let mut tokens = impl_event(input, variants);
@@ -41,7 +42,13 @@ fn impl_event(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStre
         .iter()
         .map(|variant| Literal::u32_unsuffixed(variant.version))
         .collect();
-    let serde_names = variants.iter().map(|variant| variant.serde_name.as_str());
+    let decode_arms = variants.iter().map(|variant| decode_arm(&private, variant));
+    let removed = &input.removed;
+    let removed_arm = if removed.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(#(#removed)|* => ::core::result::Result::Ok(::core::option::Option::None),)
+    };
 
     let (event_type, schema_version) = if variants.is_empty() {
         (quote!(match *self {}), quote!(match *self {}))
@@ -77,25 +84,8 @@ fn impl_event(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStre
                 __payload: &#private::Payload,
             ) -> ::core::result::Result<::core::option::Option<Self>, #private::DecodeError> {
                 match __event_type {
-                    #(
-                        #names => {
-                            if __schema_version == #versions {
-                                #private::decode_body::<Self>(
-                                    #serde_names,
-                                    __event_type,
-                                    __schema_version,
-                                    __payload,
-                                )
-                                .map(::core::option::Option::Some)
-                            } else {
-                                ::core::result::Result::Err(#private::unsupported_version(
-                                    __event_type,
-                                    __schema_version,
-                                    #versions,
-                                ))
-                            }
-                        }
-                    )*
+                    #(#decode_arms)*
+                    #removed_arm
                     _ => ::core::result::Result::Err(#private::unknown_type(
                         __event_type,
                         __schema_version,
@@ -104,6 +94,105 @@ fn impl_event(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStre
             }
         }
     }
+}
+
+/// The decode arm of one variant: its name and aliases, the current version straight into the
+/// enum, and each older version through the rest of the upcast chain.
+fn decode_arm(private: &TokenStream, variant: &EventVariant<'_>) -> TokenStream {
+    let name = &variant.name;
+    let aliases = variant.aliases.iter();
+    let current = Literal::u32_unsuffixed(variant.version);
+    let serde_name = &variant.serde_name;
+    let mut steps: Vec<&Step> = variant.steps.iter().collect();
+    steps.sort_by_key(|step| step.from);
+    let older = (0..steps.len()).map(|start| {
+        let from = Literal::u32_unsuffixed(steps[start].from);
+        let chain = upcast_chain(private, serde_name, &steps[start..]);
+        quote!(#from => { #chain })
+    });
+    quote! {
+        #name #(| #aliases)* => match __schema_version {
+            #current => #private::decode_body::<Self>(
+                #serde_name,
+                __event_type,
+                __schema_version,
+                __payload,
+            )
+            .map(::core::option::Option::Some),
+            #(#older)*
+            _ => ::core::result::Result::Err(#private::unsupported_version(
+                __event_type,
+                __schema_version,
+                #current,
+            )),
+        },
+    }
+}
+
+/// Brings a stored body through `steps` (consecutive, the last one ending at the current
+/// version): JSON steps on a `serde_json::Value`, then typed steps with `TryFrom`, the last of
+/// which produces the event enum.
+fn upcast_chain(private: &TokenStream, serde_name: &str, steps: &[&Step]) -> TokenStream {
+    let json: Vec<&Step> = steps
+        .iter()
+        .copied()
+        .take_while(|step| matches!(step.kind, StepKind::Json(_)))
+        .collect();
+    let typed: Vec<(&Step, &Type)> = steps[json.len()..]
+        .iter()
+        .filter_map(|step| match &step.kind {
+            StepKind::Typed(ty) => Some((*step, ty)),
+            StepKind::Json(_) => None,
+        })
+        .collect();
+    let mut tokens = TokenStream::new();
+    if !json.is_empty() {
+        tokens.extend(quote! {
+            let __json = #private::body_value(__event_type, __schema_version, __payload)?;
+        });
+        for step in &json {
+            let from = Literal::u32_unsuffixed(step.from);
+            if let StepKind::Json(upcaster) = &step.kind {
+                let call = quote_spanned!(upcaster.span()=> #upcaster(__json));
+                tokens.extend(quote! {
+                    let __json = #private::upcast_step(__event_type, #from, #call)?;
+                });
+            }
+        }
+    }
+    let Some(((first, first_ty), rest)) = typed.split_first() else {
+        tokens.extend(quote! {
+            #private::decode_value::<Self>(#serde_name, __event_type, __schema_version, __json)
+                .map(::core::option::Option::Some)
+        });
+        return tokens;
+    };
+    let first_from = Literal::u32_unsuffixed(first.from);
+    tokens.extend(if json.is_empty() {
+        quote! {
+            let __typed = #private::typed_body::<#first_ty>(__event_type, __schema_version, __payload)?;
+        }
+    } else {
+        quote! {
+            let __typed = #private::typed_from_value::<#first_ty>(__event_type, #first_from, __json)?;
+        }
+    });
+    let mut previous: (&Step, &Type) = (first, first_ty);
+    for &(step, ty) in rest {
+        let (prev_step, prev_ty) = previous;
+        let from = Literal::u32_unsuffixed(prev_step.from);
+        tokens.extend(quote! {
+            let __typed = #private::typed_step::<#prev_ty, #ty>(__event_type, #from, __typed)?;
+        });
+        previous = (step, ty);
+    }
+    let (last, last_ty) = previous;
+    let from = Literal::u32_unsuffixed(last.from);
+    let call = quote_spanned! {last_ty.span()=>
+        #private::typed_step::<#last_ty, Self>(__event_type, #from, __typed)
+    };
+    tokens.extend(quote!(#call.map(::core::option::Option::Some)));
+    tokens
 }
 
 fn impl_apply(input: &EventEnum<'_>, state: &Type, variants: &[EventVariant<'_>]) -> TokenStream {
