@@ -28,6 +28,28 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// An event from its stored parts, with a new random event id and no metadata: for
+    /// importing or seeding data written elsewhere.
+    pub fn new(
+        event_type: impl Into<Cow<'static, str>>,
+        schema_version: u32,
+        payload: Payload,
+    ) -> Self {
+        NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// Replaces the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
     /// Encodes `event` with a new random event id.
     pub fn encode<E: Event>(event: &E, metadata: Metadata) -> Result<Self, EncodeError> {
         Ok(NewEvent {

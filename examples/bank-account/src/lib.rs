@@ -7,18 +7,23 @@ use eventsource::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// What happened to an account.
+///
+/// Its stored form has changed once: `Opened` version 1 had no overdraft limit (accounts had
+/// none then) and named the holder `name`. Stored v1 events still load, through
+/// [`upcast::opened_v1`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
 #[event(apply = BankAccount)]
 pub enum AccountEvent {
     /// The account was opened for `owner`, allowed to go `overdraft_limit` below zero.
+    #[event(version = 2, upcast(1 => upcast::opened_v1))]
     Opened {
         /// The account holder.
         owner: String,
         /// How far below zero the balance may go, in cents.
         overdraft_limit: u64,
     },
-    /// Money came in.
-    #[event(name = "account.deposited")]
+    /// Money came in. Stored as `MoneyDeposited` before it was renamed.
+    #[event(name = "account.deposited", alias = "MoneyDeposited")]
     Deposited {
         /// In cents.
         amount: u64,
@@ -30,6 +35,24 @@ pub enum AccountEvent {
     },
     /// The account was closed.
     Closed,
+}
+
+/// Upcasters: each brings a stored body one schema version forward.
+pub mod upcast {
+    use serde_json::{json, Value};
+
+    /// `Opened` v1 → v2: `name` became `owner`, and `overdraft_limit` appeared (0 before).
+    pub fn opened_v1(mut body: Value) -> Result<Value, String> {
+        let fields = body
+            .as_object_mut()
+            .ok_or("an `Opened` v1 body is a JSON object")?;
+        let owner = fields
+            .remove("name")
+            .ok_or("an `Opened` v1 body has a `name`")?;
+        fields.insert("owner".into(), owner);
+        fields.insert("overdraft_limit".into(), json!(0));
+        Ok(body)
+    }
 }
 
 /// What a client asks of an account.
@@ -109,7 +132,8 @@ impl std::error::Error for AccountError {}
     name = "bank-account",
     event = AccountEvent,
     command = AccountCommand,
-    error = AccountError
+    error = AccountError,
+    snapshot_every = 100
 )]
 pub struct BankAccount {
     /// The account holder.
@@ -249,6 +273,34 @@ mod tests {
         given::<BankAccount>([opened(0), AccountEvent::Closed])
             .when(AccountCommand::Deposit { amount: 5 })
             .then_error(AccountError::NotOpen);
+    }
+
+    /// The stored form of every event: a change that would break stored data fails here.
+    #[test]
+    fn stored_form_is_stable() {
+        insta::assert_snapshot!(eventsource::testing::stored_form(&[
+            opened(50),
+            AccountEvent::Deposited { amount: 100 },
+            AccountEvent::Withdrawn { amount: 30 },
+            AccountEvent::Closed,
+        ]));
+    }
+
+    #[test]
+    fn version_1_opened_events_load_through_the_upcaster() {
+        let v1 = eventsource::Payload::from_json(r#"{"name":"ann"}"#).unwrap();
+        assert_eq!(
+            AccountEvent::decode("Opened", 1, &v1).unwrap(),
+            Some(opened(0))
+        );
+        let renamed = eventsource::Payload::from_json(r#"{"amount":5}"#).unwrap();
+        assert_eq!(
+            AccountEvent::decode("MoneyDeposited", 1, &renamed).unwrap(),
+            Some(AccountEvent::Deposited { amount: 5 })
+        );
+        let broken = eventsource::Payload::from_json(r#"{"owner":"ann"}"#).unwrap();
+        let error = AccountEvent::decode("Opened", 1, &broken).unwrap_err();
+        assert!(error.to_string().contains("has a `name`"), "{error}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::error::Error;
 use std::time::{Duration, SystemTime};
 
 use eventsource::prelude::*;
+use eventsource::{NewEvent, Payload};
 use eventsource_memory::MemoryEventStore;
 use example_bank_account::{AccountCommand, BankAccount};
 
@@ -95,5 +96,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
         then.state.balance,
         then.version
     );
+
+    // Events stored by an older version of this program: `Opened` v1 (no overdraft limit,
+    // holder under `name`) and a deposit under its former type name. They load through the
+    // upcaster chain and the alias.
+    let legacy = StreamId::for_aggregate::<BankAccount>("legacy-7")?;
+    let stored = |event_type: &'static str, json: &str| -> Result<NewEvent, Box<dyn Error>> {
+        Ok(NewEvent::new(event_type, 1, Payload::from_json(json)?))
+    };
+    store
+        .append(
+            &legacy,
+            ExpectedVersion::NoStream,
+            vec![
+                stored("Opened", r#"{"name":"Bob"}"#)?,
+                stored("MoneyDeposited", r#"{"amount":40}"#)?,
+            ],
+        )
+        .await?;
+    let bob = accounts.load(&legacy).await?;
+    println!("\nloaded from v1 events of {legacy}: {:?}", bob.state);
     Ok(())
 }
