@@ -18,13 +18,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use eventsource::{
     AppendResult, Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
     Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// An event store held in memory, cheap to clone and safe to share across tasks: clones share
@@ -34,7 +35,14 @@ use uuid::Uuid;
 /// ordered: the commit number of an append is its rank, and global positions follow it.
 #[derive(Clone, Default)]
 pub struct MemoryEventStore {
-    inner: Arc<RwLock<Log>>,
+    inner: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    log: RwLock<Log>,
+    /// The number of appends that wrote events, announced to waiting subscribers.
+    commits: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for MemoryEventStore {
@@ -59,6 +67,8 @@ struct Log {
     commits: u64,
     /// The latest snapshot of each stream.
     snapshots: HashMap<StreamId, Snapshot>,
+    /// Named readers' checkpoints.
+    checkpoints: HashMap<String, Checkpoint>,
 }
 
 /// What the checks decided for one stream of an append.
@@ -87,11 +97,17 @@ impl MemoryEventStore {
 
     // Nothing panics while a guard is held, so a poisoned lock still guards consistent data.
     fn read(&self) -> RwLockReadGuard<'_, Log> {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Log> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -261,14 +277,19 @@ impl EventStore for MemoryEventStore {
                 .map_or(SystemTime::UNIX_EPOCH, |e| e.recorded_at),
         );
 
-        Ok(appends
+        let results = appends
             .into_iter()
             .zip(plans)
             .map(|(append, plan)| match plan {
                 Plan::Retry(result) => result,
                 Plan::Write { current } => log.write(append, current, commit, now),
             })
-            .collect())
+            .collect();
+        drop(log);
+        if writes {
+            self.inner.commits.send_replace(commit);
+        }
+        Ok(results)
     }
 
     async fn read_stream(
@@ -324,5 +345,34 @@ impl EventStore for MemoryEventStore {
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         Ok(self.read().snapshots.get(stream).cloned())
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.read().checkpoints.get(name).copied())
+    }
+
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        self.write().checkpoints.insert(name.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    async fn wait_for_events(
+        &self,
+        after: Checkpoint,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        // Subscribe before looking, so an append in between is not missed.
+        let mut commits = self.inner.commits.subscribe();
+        if self
+            .read()
+            .events
+            .last()
+            .is_some_and(|e| e.checkpoint() > after)
+        {
+            return Ok(true);
+        }
+        Ok(tokio::time::timeout(timeout, commits.changed())
+            .await
+            .is_ok())
     }
 }

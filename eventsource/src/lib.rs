@@ -6,9 +6,11 @@ mod codec;
 mod envelope;
 mod event;
 mod metadata;
+mod projection;
 mod repository;
 mod store;
 mod stream;
+mod subscription;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -21,6 +23,7 @@ pub use aggregate::{Aggregate, Handle};
 pub use envelope::{Envelope, EventDecodeError, ReadError, UnknownEvents};
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
+pub use projection::{HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError};
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
     RetryPolicy, DEFAULT_CACHE_CAPACITY,
@@ -31,6 +34,9 @@ pub use store::{
 };
 pub use stream::{
     Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,
+};
+pub use subscription::{
+    stop_signal, Filter, StopSignal, Stopper, Subscription, DEFAULT_POLL_INTERVAL,
 };
 
 #[cfg(feature = "derive")]

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -289,6 +289,39 @@ pub trait EventStore: Send + Sync {
         let _ = stream;
         Ok(None)
     }
+
+    /// The checkpoint saved under `name` (a subscription or projection), if any.
+    ///
+    /// The default keeps none: a store that can run projections overrides both checkpoint
+    /// methods.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Saves `checkpoint` under `name`, replacing the previous one. The default refuses:
+    /// a store without checkpoints cannot remember where a reader stopped.
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let _ = checkpoint;
+        Err(StoreError::backend(format!(
+            "this event store keeps no checkpoints (saving `{name}`)"
+        )))
+    }
+
+    /// Waits until events after `after` may be visible, or `timeout` passes. Returns whether
+    /// it was woken early (a hint only: the caller reads the log either way).
+    ///
+    /// Stores that can notify (the memory store, PostgreSQL's LISTEN/NOTIFY) wake waiters on
+    /// every append; the default just sleeps, which makes readers poll.
+    async fn wait_for_events(
+        &self,
+        after: Checkpoint,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let _ = after;
+        tokio::time::sleep(timeout).await;
+        Ok(false)
+    }
 }
 
 macro_rules! delegate_event_store {
@@ -342,6 +375,18 @@ macro_rules! delegate_event_store {
 
             async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
                 (**self).load_snapshot(stream).await
+            }
+
+            async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+                (**self).load_checkpoint(name).await
+            }
+
+            async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
+                (**self).save_checkpoint(name, checkpoint).await
+            }
+
+            async fn wait_for_events(&self, after: Checkpoint, timeout: Duration) -> Result<bool, StoreError> {
+                (**self).wait_for_events(after, timeout).await
             }
         }
     )*};

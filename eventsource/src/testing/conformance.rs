@@ -23,6 +23,7 @@ use crate::store::{
     EventStore, EventStoreExt, NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend,
 };
 use crate::stream::{Checkpoint, ExpectedVersion, StreamId, Version};
+use crate::subscription::{Filter, Subscription};
 
 /// Defines one `#[test]` per conformance check, each running on a store made by `$store`.
 ///
@@ -48,6 +49,9 @@ macro_rules! conformance_tests {
             concurrent_writers_one_stream,
             batched_reads_large_stream,
             snapshots_keep_the_latest,
+            checkpoints_round_trip,
+            waiters_wake_on_append,
+            subscription_sees_every_event_once,
         }
     };
 }
@@ -811,4 +815,197 @@ pub async fn snapshots_keep_the_latest<S: EventStore>(store: S) {
             .expect("load_snapshot"),
         None
     );
+}
+
+/// Named checkpoints are saved, replaced and loaded.
+pub async fn checkpoints_round_trip<S: EventStore>(store: S) {
+    let name = format!("projection-{}", Uuid::new_v4().simple());
+    assert_eq!(
+        store.load_checkpoint(&name).await.expect("load_checkpoint"),
+        None
+    );
+    let first = Checkpoint {
+        commit: 7,
+        position: crate::stream::Position(42),
+    };
+    store
+        .save_checkpoint(&name, first)
+        .await
+        .expect("save_checkpoint");
+    assert_eq!(
+        store.load_checkpoint(&name).await.expect("load_checkpoint"),
+        Some(first)
+    );
+    let second = Checkpoint {
+        commit: 9,
+        position: crate::stream::Position(50),
+    };
+    store
+        .save_checkpoint(&name, second)
+        .await
+        .expect("save_checkpoint");
+    assert_eq!(
+        store.load_checkpoint(&name).await.expect("load_checkpoint"),
+        Some(second)
+    );
+    store
+        .save_checkpoint(&name, Checkpoint::START)
+        .await
+        .expect("a reset to the start");
+    assert_eq!(
+        store.load_checkpoint(&name).await.expect("load_checkpoint"),
+        Some(Checkpoint::START)
+    );
+}
+
+/// A reader waiting for new events is woken by an append, well before its timeout, and
+/// returns at the timeout when nothing comes.
+pub async fn waiters_wake_on_append<S: EventStore + 'static>(store: S) {
+    let store = Arc::new(store);
+    let after = last_checkpoint(&*store).await;
+    let started = std::time::Instant::now();
+    let quiet = store
+        .wait_for_events(after, Duration::from_millis(200))
+        .await
+        .expect("wait");
+    assert!(
+        !quiet || last_checkpoint(&*store).await > after,
+        "woken with nothing new"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(150) || quiet,
+        "returned early without cause"
+    );
+
+    let writer = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store
+                .append(&stream("wake"), ExpectedVersion::Any, events(0..1))
+                .await
+                .expect("append");
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut woken = false;
+    // A store may wake early without news (a reconnect); wait again until the event is there.
+    while last_checkpoint(&*store).await <= after && started.elapsed() < Duration::from_secs(30) {
+        woken = store
+            .wait_for_events(after, Duration::from_secs(30))
+            .await
+            .expect("wait");
+    }
+    writer.await.expect("writer");
+    assert!(woken, "the append woke the waiter");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the append, not by the timeout"
+    );
+}
+
+/// A subscription started after 10,000 events, with writers still appending, delivers every
+/// event of its filter exactly once, in order, and nothing else.
+pub async fn subscription_sees_every_event_once<S: EventStore + Clone + 'static>(store: S) {
+    const STREAMS: u64 = 10;
+    const BEFORE: u64 = 10_000;
+    const WRITERS: u64 = 4;
+    const DURING: u64 = 250;
+    let category = format!("sub{}", Uuid::new_v4().simple());
+    let ids: Vec<StreamId> = (0..STREAMS)
+        .map(|i| StreamId::new(format!("{category}-{i}")).expect("valid id"))
+        .collect();
+    let start = last_checkpoint(&store).await;
+    for chunk in 0..BEFORE / 500 {
+        let id = &ids[(chunk % STREAMS) as usize];
+        store
+            .append(
+                id,
+                ExpectedVersion::Any,
+                events(chunk * 500..(chunk + 1) * 500),
+            )
+            .await
+            .expect("append");
+    }
+    // Noise in another category, which the filter drops.
+    store
+        .append(&stream("noise"), ExpectedVersion::Any, events(0..50))
+        .await
+        .expect("append");
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, ids) = (store.clone(), ids.clone());
+            tokio::spawn(async move {
+                for i in 0..DURING {
+                    let n = BEFORE + w * DURING + i;
+                    let id = &ids[(n % STREAMS) as usize];
+                    store
+                        .append(id, ExpectedVersion::Any, events(n..n + 1))
+                        .await
+                        .expect("append");
+                    if i % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let total = BEFORE + WRITERS * DURING;
+    let mut subscription = Subscription::new(store.clone(), start)
+        .with_filter(Filter::all().category(category.clone()))
+        .with_batch_size(700)
+        .with_poll_interval(Duration::from_millis(50));
+    let mut seen = Vec::with_capacity(total as usize);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while (seen.len() as u64) < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {total} events arrived",
+            seen.len()
+        );
+        let batch = subscription
+            .next_batch()
+            .await
+            .expect("next_batch")
+            .expect("not stopped");
+        seen.extend(batch);
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    assert!(
+        subscription.poll_batch().await.expect("poll").is_none(),
+        "nothing beyond the writes"
+    );
+    assert!(
+        seen.iter()
+            .all(|e| e.stream_id.as_str().starts_with(&category)),
+        "the filter holds"
+    );
+    for pair in seen.windows(2) {
+        assert!(
+            pair[0].checkpoint() < pair[1].checkpoint(),
+            "delivered in checkpoint order, once"
+        );
+    }
+    let payloads: BTreeSet<u64> = seen.iter().map(n_of).collect();
+    assert_eq!(
+        payloads,
+        (0..total).collect::<BTreeSet<_>>(),
+        "every event exactly once"
+    );
+    for id in &ids {
+        let versions: Vec<u64> = seen
+            .iter()
+            .filter(|e| &e.stream_id == id)
+            .map(|e| e.version.0)
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "stream {id} in version order"
+        );
+    }
 }

@@ -1,0 +1,470 @@
+//! Appends: a fast path of one statement per stream, and a slow path that tells an exact
+//! retry, a reused event id and a version conflict apart, exactly as the memory store does.
+//!
+//! The fast path runs the append statement ([`crate::sql`]) for each stream: in the common
+//! case that is the whole append, one round trip for one stream. When a statement writes
+//! nothing (the expected version does not match, or a concurrent creator of the stream won)
+//! or an event id is stored already, the work is rolled back and the slow path decides, in a
+//! transaction: it looks the event ids up first (an exact retry returns the stored result, any
+//! other reuse is [`StoreError::DuplicateEventId`]), then runs the statements again and reports
+//! a conflict with the stream's actual version.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
+use eventsource::{AppendResult, Position, StoreError, StreamAppend, StreamId, Version};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{GenericClient, Statement};
+use uuid::Uuid;
+
+use crate::config::PgError;
+use crate::rows::{signed, stream_id, unsigned};
+use crate::sql::{self, Sql};
+
+/// How often the slow path starts over after a concurrent writer stored one of its event ids,
+/// or after losing the creation of a stream it may append to whatever its version.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// One stream's append, encoded as the statement's parameters.
+pub(crate) struct Encoded<'a> {
+    append: &'a StreamAppend,
+    kind: i32,
+    exact: i64,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<String>,
+}
+
+/// Checks a multi-stream append as the memory store does (a stream named twice, an event id
+/// given twice) and encodes each stream's events.
+pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, StoreError> {
+    let mut streams = HashSet::with_capacity(appends.len());
+    for append in appends {
+        if !streams.insert(&append.stream_id) {
+            return Err(StoreError::DuplicateStream {
+                stream: append.stream_id.clone(),
+            });
+        }
+    }
+    let mut ids = HashSet::new();
+    appends
+        .iter()
+        .map(|append| {
+            let rejected = |reason: String| StoreError::Rejected {
+                stream: append.stream_id.clone(),
+                reason,
+            };
+            let (kind, exact) = match append.expected {
+                eventsource::ExpectedVersion::Any => (sql::EXPECT_ANY, 0),
+                eventsource::ExpectedVersion::NoStream => (sql::EXPECT_NO_STREAM, 0),
+                eventsource::ExpectedVersion::StreamExists => (sql::EXPECT_STREAM_EXISTS, 0),
+                eventsource::ExpectedVersion::Exact(v) => (sql::EXPECT_EXACT, signed(v.0)),
+            };
+            let count = append.events.len();
+            let mut encoded = Encoded {
+                append,
+                kind,
+                exact,
+                ids: Vec::with_capacity(count),
+                types: Vec::with_capacity(count),
+                schema_versions: Vec::with_capacity(count),
+                payloads: Vec::with_capacity(count),
+                metadata: Vec::with_capacity(count),
+            };
+            for event in &append.events {
+                if !ids.insert(event.event_id) {
+                    return Err(rejected(format!(
+                        "event id {} appears twice in one append",
+                        event.event_id
+                    )));
+                }
+                let schema_version = i32::try_from(event.schema_version).map_err(|_| {
+                    rejected(format!(
+                        "schema version {} of event {} is larger than PostgreSQL's integer",
+                        event.schema_version, event.event_id
+                    ))
+                })?;
+                let metadata = serde_json::to_string(&event.metadata).map_err(|e| {
+                    rejected(format!(
+                        "cannot encode the metadata of event {}: {e}",
+                        event.event_id
+                    ))
+                })?;
+                encoded.ids.push(event.event_id);
+                encoded.types.push(&event.event_type);
+                encoded.schema_versions.push(schema_version);
+                encoded.payloads.push(event.payload.as_str());
+                encoded.metadata.push(metadata);
+            }
+            Ok(encoded)
+        })
+        .collect()
+}
+
+/// What one run of the append statement did.
+enum Ran {
+    /// The events are written (or there were none and the expected version matched).
+    Written(AppendResult),
+    /// The expected version does not match the stream's version; nothing is written.
+    Mismatch(Version),
+    /// The expected version matched the version read, but a concurrent append created the
+    /// stream first; nothing is written.
+    Raced,
+}
+
+/// Why the append statement failed.
+pub(crate) enum Failed {
+    /// An event id is stored already. A transaction the statement ran in is aborted.
+    DuplicateId,
+    /// Anything else: the append is refused or the backend failed.
+    Store(StoreError),
+}
+
+impl From<PgError> for Failed {
+    fn from(error: PgError) -> Self {
+        Failed::Store(error.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Failed::Store(PgError::from(error).into())
+    }
+}
+
+/// Maps a failed append statement: a stored event id, a value PostgreSQL cannot hold (a
+/// JSON string with `\u0000`, an over-long value...), or a backend failure.
+pub(crate) fn classify(stream: &StreamId, error: tokio_postgres::Error) -> Failed {
+    if let Some(db) = error.as_db_error() {
+        if *db.code() == SqlState::UNIQUE_VIOLATION
+            && db.constraint() == Some("events_event_id_key")
+        {
+            return Failed::DuplicateId;
+        }
+        if let Some(reason) = rejection(db) {
+            return Failed::Store(StoreError::Rejected {
+                stream: stream.clone(),
+                reason,
+            });
+        }
+    }
+    Failed::Store(PgError::from(error).into())
+}
+
+/// Why PostgreSQL refused a value, if the error is about the data rather than the backend:
+/// SQLSTATE class 22 (data exception, e.g. 22P05 untranslatable character, 22021 invalid byte
+/// sequence) or 54 (program limit exceeded, e.g. a JSON value too large).
+pub(crate) fn rejection(db: &tokio_postgres::error::DbError) -> Option<String> {
+    let code = db.code().code();
+    (code.starts_with("22") || code.starts_with("54")).then(|| {
+        format!(
+            "PostgreSQL cannot store it: {} (SQLSTATE {code})",
+            db.message()
+        )
+    })
+}
+
+/// Runs the append statement for one stream.
+async fn run<C: GenericClient + Sync>(
+    client: &C,
+    statement: &Statement,
+    channel: &str,
+    e: &Encoded<'_>,
+) -> Result<Ran, Failed> {
+    let stream = e.append.stream_id.as_str();
+    let row = client
+        .query_one(
+            statement,
+            &[
+                &stream,
+                &e.kind,
+                &e.exact,
+                &e.ids,
+                &e.types,
+                &e.schema_versions,
+                &e.payloads,
+                &e.metadata,
+                &channel,
+            ],
+        )
+        .await
+        .map_err(|error| classify(&e.append.stream_id, error))?;
+    let current = Version(unsigned(row.try_get(0)?, "stream version")?);
+    let matched: bool = row.try_get(1)?;
+    let new_version: Option<i64> = row.try_get(2)?;
+    let last_position: Option<i64> = row.try_get(3)?;
+    if !matched {
+        return Ok(Ran::Mismatch(current));
+    }
+    if e.ids.is_empty() {
+        return Ok(Ran::Written(AppendResult {
+            first_version: current.next(),
+            stream_version: current,
+            last_position: None,
+        }));
+    }
+    match (new_version, last_position) {
+        (Some(version), Some(position)) => Ok(Ran::Written(AppendResult {
+            first_version: current.next(),
+            stream_version: Version(unsigned(version, "stream version")?),
+            last_position: Some(Position(unsigned(position, "position")?)),
+        })),
+        _ => Ok(Ran::Raced),
+    }
+}
+
+/// The indexes of `encoded` in stream id order: every multi-stream append locks its streams in
+/// the same order, so two of them never deadlock.
+fn lock_order(encoded: &[Encoded<'_>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by(|&a, &b| {
+        encoded[a]
+            .append
+            .stream_id
+            .cmp(&encoded[b].append.stream_id)
+    });
+    order
+}
+
+/// The fast path: runs every stream's statement. `None` when one of them wrote nothing (the
+/// caller then rolls back and takes the slow path).
+pub(crate) async fn fast<C: GenericClient + Sync>(
+    client: &C,
+    statement: &Statement,
+    channel: &str,
+    encoded: &[Encoded<'_>],
+) -> Result<Option<Vec<AppendResult>>, Failed> {
+    let mut results = vec![None; encoded.len()];
+    for index in lock_order(encoded) {
+        match run(client, statement, channel, &encoded[index]).await? {
+            Ran::Written(result) => results[index] = Some(result),
+            Ran::Mismatch(_) | Ran::Raced => return Ok(None),
+        }
+    }
+    Ok(results.into_iter().collect())
+}
+
+/// Something that starts a transaction: a connection, or a transaction (a savepoint).
+pub(crate) trait Begin: Send {
+    /// Starts a transaction (or a savepoint inside this transaction).
+    fn begin(
+        &mut self,
+    ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send;
+}
+
+impl Begin for tokio_postgres::Client {
+    fn begin(
+        &mut self,
+    ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send
+    {
+        self.transaction()
+    }
+}
+
+impl Begin for tokio_postgres::Transaction<'_> {
+    fn begin(
+        &mut self,
+    ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send
+    {
+        self.transaction()
+    }
+}
+
+/// How one attempt of the slow path ended.
+enum Attempt {
+    /// Everything is decided and written: commit.
+    Done(Vec<AppendResult>),
+    /// The append is refused: roll back and return the error.
+    Refused(StoreError),
+    /// A concurrent writer stored one of the event ids meanwhile: roll back and start over.
+    Again,
+}
+
+/// The slow path: decides the append in a transaction begun on `begin`, starting over when a
+/// concurrent writer interferes.
+pub(crate) async fn slow<B: Begin>(
+    begin: &mut B,
+    statement: &Statement,
+    sql: &Sql,
+    channel: &str,
+    encoded: &[Encoded<'_>],
+) -> Result<Vec<AppendResult>, StoreError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let tx = begin.begin().await.map_err(PgError::from)?;
+        match attempt(&tx, statement, sql, channel, encoded).await {
+            Ok(Attempt::Done(results)) => {
+                tx.commit().await.map_err(PgError::from)?;
+                return Ok(results);
+            }
+            Ok(Attempt::Refused(error)) => {
+                tx.rollback().await.map_err(PgError::from)?;
+                return Err(error);
+            }
+            Ok(Attempt::Again) => tx.rollback().await.map_err(PgError::from)?,
+            Err(error) => {
+                // The error is what matters; a failed rollback adds nothing to it.
+                let _ = tx.rollback().await;
+                return Err(error);
+            }
+        }
+    }
+    Err(StoreError::backend(format!(
+        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids or creating the same stream"
+    )))
+}
+
+/// A stored event, as far as the idempotency check needs it.
+struct Stored {
+    event_id: Uuid,
+    stream_id: StreamId,
+    version: u64,
+    position: u64,
+}
+
+impl Stored {
+    fn duplicate(&self) -> StoreError {
+        StoreError::DuplicateEventId {
+            event_id: self.event_id,
+            stream: self.stream_id.clone(),
+            version: Version(self.version),
+        }
+    }
+}
+
+async fn attempt<C: GenericClient + Sync>(
+    client: &C,
+    statement: &Statement,
+    sql: &Sql,
+    channel: &str,
+    encoded: &[Encoded<'_>],
+) -> Result<Attempt, StoreError> {
+    let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
+    let mut stored = HashMap::new();
+    if !ids.is_empty() {
+        for row in client
+            .query(sql.events_by_id.as_str(), &[&ids])
+            .await
+            .map_err(PgError::from)?
+        {
+            let event = Stored {
+                event_id: row.try_get(0).map_err(PgError::from)?,
+                stream_id: stream_id(row.try_get(1).map_err(PgError::from)?)?,
+                version: unsigned(row.try_get(2).map_err(PgError::from)?, "version")?,
+                position: unsigned(row.try_get(3).map_err(PgError::from)?, "position")?,
+            };
+            stored.insert(event.event_id, event);
+        }
+    }
+
+    // Like the memory store, streams are decided in the given order and the first refusal
+    // wins; a stream after a refused one does not matter.
+    let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
+        encoded.iter().map(|_| None).collect();
+    let mut end = encoded.len();
+    for (index, e) in encoded.iter().enumerate() {
+        match retry_of(e.append, &stored) {
+            Ok(Some(result)) => outcomes[index] = Some(Ok(result)),
+            Ok(None) => {}
+            Err(error) => {
+                outcomes[index] = Some(Err(error));
+                end = index;
+                break;
+            }
+        }
+    }
+
+    for index in lock_order(encoded) {
+        if index >= end || outcomes[index].is_some() {
+            continue;
+        }
+        let e = &encoded[index];
+        let mut raced = 0;
+        let outcome = loop {
+            match run(client, statement, channel, e).await {
+                Ok(Ran::Written(result)) => break Ok(result),
+                Ok(Ran::Mismatch(actual)) => break Err(conflict(e, actual)),
+                Ok(Ran::Raced) => {
+                    // The statement's snapshot predates the winner's commit: read again.
+                    let actual = match client
+                        .query_opt(sql.stream_version.as_str(), &[&e.append.stream_id.as_str()])
+                        .await
+                        .map_err(PgError::from)?
+                    {
+                        Some(row) => Version(unsigned(
+                            row.try_get(0).map_err(PgError::from)?,
+                            "stream version",
+                        )?),
+                        None => Version::INITIAL,
+                    };
+                    if !e.append.expected.matches(actual) {
+                        break Err(conflict(e, actual));
+                    }
+                    raced += 1;
+                    if raced >= MAX_ATTEMPTS {
+                        return Ok(Attempt::Again);
+                    }
+                }
+                Err(Failed::DuplicateId) => return Ok(Attempt::Again),
+                Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
+            }
+        };
+        outcomes[index] = Some(outcome);
+    }
+
+    let mut results = Vec::with_capacity(encoded.len());
+    for outcome in outcomes {
+        match outcome {
+            Some(Ok(result)) => results.push(result),
+            Some(Err(error)) => return Ok(Attempt::Refused(error)),
+            None => {
+                return Err(StoreError::backend(
+                    "internal error: an append of a multi-stream call was left undecided",
+                ))
+            }
+        }
+    }
+    Ok(Attempt::Done(results))
+}
+
+fn conflict(e: &Encoded<'_>, actual: Version) -> StoreError {
+    StoreError::Conflict {
+        stream: e.append.stream_id.clone(),
+        expected: e.append.expected,
+        actual,
+    }
+}
+
+/// The earlier result if `append` repeats stored events exactly: the same ids, in the same
+/// stream, at consecutive versions. Any other reuse of a stored id is an error. This is the
+/// memory store's rule, word for word.
+fn retry_of(
+    append: &StreamAppend,
+    stored: &HashMap<Uuid, Stored>,
+) -> Result<Option<AppendResult>, StoreError> {
+    let Some(first) = append.events.first().and_then(|e| stored.get(&e.event_id)) else {
+        return match append.events.iter().find_map(|e| stored.get(&e.event_id)) {
+            Some(clash) => Err(clash.duplicate()),
+            None => Ok(None),
+        };
+    };
+    let mut last = first;
+    for (offset, event) in append.events.iter().enumerate() {
+        match stored.get(&event.event_id) {
+            Some(recorded)
+                if recorded.stream_id == append.stream_id
+                    && recorded.version == first.version + offset as u64 =>
+            {
+                last = recorded;
+            }
+            Some(recorded) => return Err(recorded.duplicate()),
+            None => return Err(first.duplicate()),
+        }
+    }
+    Ok(Some(AppendResult {
+        first_version: Version(first.version),
+        stream_version: Version(last.version),
+        last_position: Some(Position(last.position)),
+    }))
+}

@@ -1,0 +1,94 @@
+//! A PostgreSQL [`EventStore`](eventsource::EventStore) for `eventsource`: what production
+//! runs. It passes the same conformance suite as the in-memory store, so code tested on one
+//! behaves the same on the other; swapping backends is one line.
+//!
+//! ```no_run
+//! use eventsource::{EventStore, ExpectedVersion, NewEvent, Payload, Metadata, StreamId};
+//! use eventsource_postgres::PgEventStore;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Connects a pool and applies the schema migrations (in schema `eventsource`).
+//! let store = PgEventStore::connect("postgres://app:secret@localhost/bank").await?;
+//!
+//! let stream = StreamId::new("bank-account-42")?;
+//! let event = NewEvent {
+//!     event_id: uuid::Uuid::new_v4(),
+//!     event_type: "account.opened".into(),
+//!     schema_version: 1,
+//!     payload: Payload::from_json(r#"{"owner":"ann"}"#)?,
+//!     metadata: Metadata::new().with_actor("teller-7"),
+//! };
+//! let written = store.append(&stream, ExpectedVersion::NoStream, vec![event]).await?;
+//! println!("stream at version {}", written.stream_version);
+//!
+//! // Or, with an aggregate: `Repository::<BankAccount, _>::new(store)`.
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! Migrations are SQL files compiled into the crate, applied by
+//! [`PgEventStore::connect`] (or [`PgEventStore::migrate`]) in one transaction under an
+//! advisory lock, recorded in `schema_migrations`, and idempotent. All tables live in one
+//! schema ([`PgConfig::schema`], validated as `[a-z_][a-z0-9_]{0,62}`): it is the only name
+//! ever written into SQL text; every value is a bound parameter.
+//!
+//! - `events`: `position` (identity), `tx_id` (`xid8`, the writing transaction), `stream_id`,
+//!   `version`, `event_id` (unique), `event_type`, `schema_version`, `payload` and `metadata`
+//!   (JSONB), `recorded_at`; unique `(stream_id, version)`; an index on `(tx_id, position)`.
+//!   A trigger rejects every UPDATE, DELETE and TRUNCATE of it.
+//! - `streams`: each stream's current version, the row an append locks.
+//! - `snapshots`: the latest snapshot of each stream.
+//! - `checkpoints`: where named readers are in the global log.
+//!
+//! # Appends
+//!
+//! An append of one stream is one prepared statement, one round trip: it locks the stream's
+//! row, checks the expected version, bumps the version, inserts every event from arrays
+//! (`unnest`) and sends a notification, all at once. Concurrent appends to one stream queue
+//! on its row; appends to different streams never wait for each other. When the statement
+//! writes nothing or meets a stored event id, a slow path tells an exact retry (which returns
+//! the stored result), a reused id ([`StoreError::DuplicateEventId`](eventsource::StoreError))
+//! and a conflict (with the stream's actual version) apart. An append across streams runs the
+//! statements in one transaction. A value PostgreSQL cannot hold (a JSON string with `\u0000`)
+//! is [`StoreError::Rejected`](eventsource::StoreError).
+//!
+//! # The global log
+//!
+//! Positions are taken when an append runs, so a transaction that commits late can hold
+//! lower positions than events already visible. Readers therefore order by
+//! `(tx_id, position)` (the [`Checkpoint`](eventsource::Checkpoint) is that pair) and only
+//! read rows of transactions older than every running transaction
+//! (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): no reader ever skips an event, and
+//! no writer takes a global lock. The price: a long transaction that writes (to any table of
+//! the cluster) holds back the log for its readers until it ends.
+//!
+//! # Notifications
+//!
+//! Every append notifies the schema's channel inside its transaction;
+//! [`PgEventStore::wait_for_events`] wakes on it, and polls as a fallback.
+//!
+//! # Features
+//!
+//! - `tls`: [`PgEventStore::connect_tls`] through `native-tls`. Any other connector works
+//!   with [`PgEventStore::connect_through`].
+//! - `testing`: [`testing`], a throwaway cluster and a fresh store per test.
+
+mod append;
+mod config;
+mod migrate;
+mod notify;
+mod rows;
+mod sql;
+mod store;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{PgConfig, PgError};
+pub use store::PgEventStore;
+
+/// The connection pool type ([`deadpool_postgres::Pool`]).
+pub use deadpool_postgres::Pool;
+/// The driver, for transactions of your own ([`PgEventStore::append_in`]).
+pub use tokio_postgres;

@@ -1,0 +1,226 @@
+//! Wake-ups for readers of the global log: a listener task on a dedicated connection
+//! `LISTEN`s to the schema's channel, which every append notifies inside its transaction.
+//!
+//! Notifications only wake readers; they carry nothing a reader relies on. A reader checks the
+//! log itself, and polls as a fallback, because a notification can be lost (the listener's
+//! connection drops, or it is not listening yet). After reconnecting, the listener wakes every
+//! waiter for that reason.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{AsyncMessage, Socket};
+
+/// What waiters watch.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Signal {
+    /// Bumped on every notification and after every reconnection.
+    wakeups: u64,
+    /// Whether the listener is listening now.
+    pub(crate) listening: bool,
+}
+
+/// Opens the listener's connections.
+pub(crate) trait Listen: Send + Sync + fmt::Debug {
+    /// Starts the listener task on the current Tokio runtime.
+    fn spawn(&self, channel: String, signal: Arc<watch::Sender<Signal>>) -> JoinHandle<()>;
+}
+
+/// A listener that connects with `config` through `tls`.
+pub(crate) struct ListenWith<T> {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: T,
+}
+
+impl<T> fmt::Debug for ListenWith<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenWith")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Listen for ListenWith<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + Sync + 'static,
+    T::TlsConnect: Send + Sync,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    fn spawn(&self, channel: String, signal: Arc<watch::Sender<Signal>>) -> JoinHandle<()> {
+        tokio::spawn(run(self.config.clone(), self.tls.clone(), channel, signal))
+    }
+}
+
+/// The store's side: the listener (started on first use) and the signal waiters watch.
+pub(crate) struct Notifier {
+    listen: Option<Arc<dyn Listen>>,
+    channel: String,
+    signal: Arc<watch::Sender<Signal>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("channel", &self.channel)
+            .field("listens", &self.listen.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    pub(crate) fn new(listen: Option<Arc<dyn Listen>>, channel: String) -> Self {
+        Notifier {
+            listen,
+            channel,
+            signal: Arc::new(watch::channel(Signal::default()).0),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// A receiver of wake-ups, starting the listener if it is not running; `None` when this
+    /// store has no listener (or no Tokio runtime runs): the caller then only polls.
+    pub(crate) fn subscribe(&self) -> Option<watch::Receiver<Signal>> {
+        let listen = self.listen.as_ref()?;
+        tokio::runtime::Handle::try_current().ok()?;
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        // A listener ends only with its runtime: start a new one on this runtime then.
+        if task.as_ref().is_none_or(JoinHandle::is_finished) {
+            self.signal.send_if_modified(stop_listening);
+            *task = Some(listen.spawn(self.channel.clone(), Arc::clone(&self.signal)));
+        }
+        Some(self.signal.subscribe())
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        let task = self.task.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The listener task: listens, and reconnects with backoff whenever the connection drops.
+async fn run<T>(
+    config: tokio_postgres::Config,
+    tls: T,
+    channel: String,
+    signal: Arc<watch::Sender<Signal>>,
+) where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + Sync + 'static,
+    T::TlsConnect: Send + Sync,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let mut backoff = FIRST_BACKOFF;
+    let mut reconnecting = false;
+    loop {
+        match listen_once(&config, tls.clone(), &channel, &signal, reconnecting).await {
+            Ok(()) => {
+                tracing::debug!(channel, "notification listener: connection closed");
+                backoff = FIRST_BACKOFF;
+            }
+            Err(Listened { listened, error }) => {
+                tracing::warn!(channel, %error, "notification listener: connection failed, reconnecting");
+                if listened {
+                    backoff = FIRST_BACKOFF;
+                }
+            }
+        }
+        signal.send_if_modified(stop_listening);
+        reconnecting = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+struct Listened {
+    listened: bool,
+    error: tokio_postgres::Error,
+}
+
+/// Connects, listens, and forwards notifications until the connection ends.
+async fn listen_once<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    channel: &str,
+    signal: &watch::Sender<Signal>,
+    reconnecting: bool,
+) -> Result<(), Listened>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + Sync + 'static,
+    T::TlsConnect: Send + Sync,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let mut listened = false;
+    let failed = |listened, error| Listened { listened, error };
+    let (client, mut connection) = config.connect(tls).await.map_err(|e| failed(false, e))?;
+    // The channel derives from the validated schema name; quoting keeps it one identifier.
+    let query = format!("LISTEN \"{channel}\"");
+    let mut listen = std::pin::pin!(client.batch_execute(&query));
+    enum Step {
+        Listened(Result<(), tokio_postgres::Error>),
+        Notified,
+        Other,
+        Failed(tokio_postgres::Error),
+        Closed,
+    }
+    loop {
+        // The connection does all the I/O, the LISTEN's included, in poll_message.
+        let step = poll_fn(|cx| {
+            if let Poll::Ready(message) = connection.poll_message(cx) {
+                return Poll::Ready(match message {
+                    Some(Ok(AsyncMessage::Notification(_))) => Step::Notified,
+                    Some(Ok(_)) => Step::Other,
+                    Some(Err(error)) => Step::Failed(error),
+                    None => Step::Closed,
+                });
+            }
+            if !listened {
+                if let Poll::Ready(result) = listen.as_mut().poll(cx) {
+                    return Poll::Ready(Step::Listened(result));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match step {
+            Step::Listened(Ok(())) => {
+                listened = true;
+                tracing::debug!(channel, "notification listener: listening");
+                signal.send_modify(|signal| {
+                    signal.listening = true;
+                    // Notifications sent while the connection was down are lost.
+                    if reconnecting {
+                        signal.wakeups += 1;
+                    }
+                });
+            }
+            Step::Listened(Err(error)) => return Err(failed(listened, error)),
+            Step::Notified => signal.send_modify(|signal| signal.wakeups += 1),
+            Step::Other => {}
+            Step::Failed(error) => return Err(failed(listened, error)),
+            Step::Closed => return Ok(()),
+        }
+    }
+}
+
+/// Marks the listener as not listening, without waking anyone: only a reconnection wakes
+/// waiters (in case notifications were lost meanwhile).
+fn stop_listening(signal: &mut Signal) -> bool {
+    signal.listening = false;
+    false
+}

@@ -1,0 +1,51 @@
+//! Conversions between stored rows and the core's types. A row that does not hold what the
+//! store wrote is a typed [`PgError::Decode`], never a panic.
+
+use std::time::SystemTime;
+
+use eventsource::{Metadata, Payload, Position, RecordedEvent, StreamId, Version};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::config::PgError;
+
+/// A stored `bigint` that must be a non-negative count (a version, a position, a commit).
+pub(crate) fn unsigned(value: i64, what: &'static str) -> Result<u64, PgError> {
+    u64::try_from(value).map_err(|_| PgError::decode(what, format!("negative value {value}")))
+}
+
+/// A version, position or commit as a `bigint` parameter. Values past `i64::MAX` cannot be
+/// stored, so they are clamped: such a value never matches a stored one.
+pub(crate) fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored stream id.
+pub(crate) fn stream_id(id: String) -> Result<StreamId, PgError> {
+    StreamId::new(id).map_err(|e| PgError::decode("stream id", e))
+}
+
+/// An event row, selected with [`crate::sql`]'s event columns.
+pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, PgError> {
+    let payload: String = row.try_get(7)?;
+    let metadata: String = row.try_get(8)?;
+    Ok(RecordedEvent {
+        event_id: row.try_get::<_, Uuid>(0)?,
+        stream_id: stream_id(row.try_get(1)?)?,
+        version: Version(unsigned(row.try_get(2)?, "version")?),
+        position: Position(unsigned(row.try_get(3)?, "position")?),
+        commit: unsigned(row.try_get(4)?, "transaction id")?,
+        event_type: row.try_get(5)?,
+        schema_version: schema_version(row.try_get(6)?)?,
+        payload: Payload::from_json(payload).map_err(|e| PgError::decode("payload", e))?,
+        metadata: serde_json::from_str::<Metadata>(&metadata)
+            .map_err(|e| PgError::decode("metadata", e))?,
+        recorded_at: row.try_get::<_, SystemTime>(9)?,
+    })
+}
+
+/// A stored `integer` schema version.
+pub(crate) fn schema_version(value: i32) -> Result<u32, PgError> {
+    u32::try_from(value)
+        .map_err(|_| PgError::decode("schema version", format!("negative value {value}")))
+}

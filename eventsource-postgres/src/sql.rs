@@ -1,0 +1,148 @@
+//! The SQL text of every statement the store prepares.
+//!
+//! The validated, quoted schema name is the only thing ever written into this text; every
+//! value (stream ids, payloads, versions, checkpoints, the notification channel) is a bound
+//! parameter.
+
+/// The columns every event read selects, in the order [`crate::rows`] decodes them.
+const EVENT_COLUMNS: &str = "event_id, stream_id, version, position, tx_id::text::int8, \
+     event_type, schema_version, payload::text, metadata::text, recorded_at";
+
+/// The codes of [`eventsource::ExpectedVersion`]'s forms, as the append statement takes them.
+pub(crate) const EXPECT_ANY: i32 = 0;
+pub(crate) const EXPECT_NO_STREAM: i32 = 1;
+pub(crate) const EXPECT_STREAM_EXISTS: i32 = 2;
+pub(crate) const EXPECT_EXACT: i32 = 3;
+
+/// The statements of one schema.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) append: String,
+    pub(crate) stream_version: String,
+    pub(crate) events_by_id: String,
+    pub(crate) read_stream: String,
+    pub(crate) read_all: String,
+    pub(crate) held_back: String,
+    pub(crate) visible_after: String,
+    pub(crate) read_event: String,
+    pub(crate) save_snapshot: String,
+    pub(crate) load_snapshot: String,
+    pub(crate) save_checkpoint: String,
+    pub(crate) load_checkpoint: String,
+}
+
+impl Sql {
+    /// The statements of `schema`, which must have been validated.
+    pub(crate) fn new(schema: &str) -> Self {
+        let s = format!("\"{schema}\"");
+        Sql {
+            append: append(&s),
+            stream_version: format!("SELECT version FROM {s}.streams WHERE stream_id = $1::text"),
+            events_by_id: format!(
+                "SELECT event_id, stream_id, version, position FROM {s}.events \
+                 WHERE event_id = ANY($1::uuid[])"
+            ),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE stream_id = $1::text AND version >= $2::int8 \
+                 ORDER BY version LIMIT $3::int8"
+            ),
+            // Only rows of transactions older than every running one: a transaction still
+            // in flight may yet commit rows that sort before the ones already visible.
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND (tx_id, position) > ($1::text::xid8, $2::int8) \
+                 ORDER BY tx_id, position LIMIT $3::int8"
+            ),
+            // Whether committed events after the checkpoint wait behind a running transaction.
+            held_back: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.events \
+                 WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND (tx_id, position) > ($1::text::xid8, $2::int8))"
+            ),
+            visible_after: format!(
+                "SELECT EXISTS (SELECT 1 FROM {s}.events \
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                   AND (tx_id, position) > ($1::text::xid8, $2::int8))"
+            ),
+            read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1::uuid"),
+            // An older snapshot never replaces a newer one.
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots AS old (stream_id, version, snapshot_version, state, taken_at) \
+                 VALUES ($1::text, $2::int8, $3::int4, $4::text::jsonb, $5::timestamptz) \
+                 ON CONFLICT (stream_id) DO UPDATE \
+                 SET version = excluded.version, snapshot_version = excluded.snapshot_version, \
+                     state = excluded.state, taken_at = excluded.taken_at \
+                 WHERE old.version <= excluded.version"
+            ),
+            load_snapshot: format!(
+                "SELECT version, snapshot_version, state::text, taken_at FROM {s}.snapshots \
+                 WHERE stream_id = $1::text"
+            ),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, commit, position) VALUES ($1::text, $2::int8, $3::int8) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET commit = excluded.commit, position = excluded.position, updated_at = now()"
+            ),
+            load_checkpoint: format!(
+                "SELECT commit, position FROM {s}.checkpoints WHERE name = $1::text"
+            ),
+        }
+    }
+}
+
+/// The append of one stream, in one statement (one round trip):
+///
+/// 1. `locked` reads the stream's row and locks it (`FOR UPDATE`), so concurrent appends to
+///    one stream queue here, and a waiting one reads the version its predecessor committed;
+/// 2. `ok` holds that version only if it matches the expected version (`$2` is the form's
+///    code, `$3` the exact version);
+/// 3. `bumped` writes the new version; for a stream that did not exist, two racing creators
+///    both read 0, and the `WHERE` of `ON CONFLICT` lets only the first one win (the other
+///    one returns no row and appends nothing);
+/// 4. `inserted` writes the events from the parameter arrays, numbered after the version read;
+/// 5. `notified` sends a notification on the schema's channel, delivered at commit.
+///
+/// The result row: the version read, whether it matched, the new version (NULL when nothing
+/// was written) and the last position written.
+fn append(s: &str) -> String {
+    format!(
+        "WITH locked AS (
+    SELECT version FROM {s}.streams WHERE stream_id = $1::text FOR UPDATE
+), read_version AS (
+    SELECT coalesce((SELECT version FROM locked), 0) AS version
+), ok AS (
+    SELECT version FROM read_version
+    WHERE CASE $2::int4
+        WHEN {EXPECT_NO_STREAM} THEN version = 0
+        WHEN {EXPECT_STREAM_EXISTS} THEN version > 0
+        WHEN {EXPECT_EXACT} THEN version = $3::int8
+        ELSE true
+    END
+), bumped AS (
+    INSERT INTO {s}.streams AS stream (stream_id, version)
+    SELECT $1::text, ok.version + cardinality($4::uuid[]) FROM ok
+    WHERE cardinality($4::uuid[]) > 0
+    ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version
+    WHERE stream.version = excluded.version - cardinality($4::uuid[])
+    RETURNING stream.version
+), inserted AS (
+    INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+    SELECT $1::text, bumped.version - cardinality($4::uuid[]) + e.ord,
+           e.event_id, e.event_type, e.schema_version, e.payload::jsonb, e.metadata::jsonb
+    FROM bumped,
+         unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
+             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+    ORDER BY e.ord
+    RETURNING position
+), notified AS (
+    SELECT pg_notify($9::text, $1::text) FROM (SELECT 1 FROM inserted LIMIT 1) AS written
+)
+SELECT (SELECT version FROM read_version) AS current_version,
+       EXISTS (SELECT 1 FROM ok) AS matched,
+       (SELECT version FROM bumped) AS new_version,
+       (SELECT max(position) FROM inserted) AS last_position,
+       EXISTS (SELECT 1 FROM notified) AS notified"
+    )
+}

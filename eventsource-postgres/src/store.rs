@@ -1,0 +1,569 @@
+//! [`PgEventStore`]: construction, the [`EventStore`] implementation, appends inside a
+//! caller's transaction, and waiting for new events.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use eventsource::{
+    AppendResult, Checkpoint, EventStore, Payload, Position, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamId, Version,
+};
+use tokio::time::Instant;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Socket};
+use uuid::Uuid;
+
+use crate::append::{self, Failed};
+use crate::config::{PgConfig, PgError};
+use crate::migrate;
+use crate::notify::{Listen, ListenWith, Notifier};
+use crate::rows::{recorded_event, schema_version, signed, unsigned};
+use crate::sql::Sql;
+
+/// How long a new connection may take unless the URL says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// An [`EventStore`] on PostgreSQL.
+///
+/// Cheap to clone: clones share one connection pool. See the [crate documentation](crate)
+/// for the schema, the append statement and the guarantees of the global log.
+#[derive(Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    config: PgConfig,
+    sql: Sql,
+    channel: String,
+    notifier: Notifier,
+}
+
+impl fmt::Debug for PgEventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgEventStore")
+            .field("schema", &self.inner.config.schema)
+            .field("pool", &self.inner.pool.status())
+            .field("notifier", &self.inner.notifier)
+            .finish()
+    }
+}
+
+impl PgEventStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`)
+    /// with the default [`PgConfig`], and applies the schema migrations.
+    pub async fn connect(url: &str) -> Result<Self, PgError> {
+        Self::connect_with(url, PgConfig::default()).await
+    }
+
+    /// Connects to the database at `url` with `config`, and applies the schema migrations.
+    pub async fn connect_with(url: &str, config: PgConfig) -> Result<Self, PgError> {
+        Self::connect_through(url, config, NoTls).await
+    }
+
+    /// Connects over TLS with `connector`, and applies the schema migrations.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls(
+        url: &str,
+        config: PgConfig,
+        connector: native_tls::TlsConnector,
+    ) -> Result<Self, PgError> {
+        Self::connect_through(
+            url,
+            config,
+            postgres_native_tls::MakeTlsConnector::new(connector),
+        )
+        .await
+    }
+
+    /// Connects through any TLS connector (or [`NoTls`]), and applies the schema migrations.
+    pub async fn connect_through<T>(url: &str, config: PgConfig, tls: T) -> Result<Self, PgError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        config.validate()?;
+        let mut pg_config: tokio_postgres::Config = url.parse().map_err(PgError::InvalidUrl)?;
+        if pg_config.get_connect_timeout().is_none() {
+            pg_config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()?;
+        let store = Self::build(
+            pool,
+            config,
+            Some(Arc::new(ListenWith {
+                config: pg_config,
+                tls,
+            })),
+        );
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on an existing pool. It applies no migrations (call
+    /// [`migrate`](PgEventStore::migrate)), and without a connection of its own to listen
+    /// on, [`wait_for_events`](PgEventStore::wait_for_events) polls; see
+    /// [`from_pool_with_listener`](PgEventStore::from_pool_with_listener).
+    pub fn from_pool(pool: Pool, config: PgConfig) -> Result<Self, PgError> {
+        config.validate()?;
+        Ok(Self::build(pool, config, None))
+    }
+
+    /// A store on an existing pool whose notification listener connects with `listen`
+    /// through `tls`. It applies no migrations (call [`migrate`](PgEventStore::migrate)).
+    pub fn from_pool_with_listener<T>(
+        pool: Pool,
+        config: PgConfig,
+        listen: tokio_postgres::Config,
+        tls: T,
+    ) -> Result<Self, PgError>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send + Sync + 'static,
+        T::TlsConnect: Send + Sync,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        config.validate()?;
+        Ok(Self::build(
+            pool,
+            config,
+            Some(Arc::new(ListenWith {
+                config: listen,
+                tls,
+            })),
+        ))
+    }
+
+    fn build(pool: Pool, config: PgConfig, listen: Option<Arc<dyn Listen>>) -> Self {
+        let channel = config.channel();
+        PgEventStore {
+            inner: Arc::new(Inner {
+                pool,
+                sql: Sql::new(&config.schema),
+                notifier: Notifier::new(listen, channel.clone()),
+                channel,
+                config,
+            }),
+        }
+    }
+
+    /// Applies the schema migrations the database lacks, in one transaction under an advisory
+    /// lock, and returns the versions applied (none when the schema is up to date). Safe to
+    /// call again and from several processes at once.
+    pub async fn migrate(&self) -> Result<Vec<u32>, PgError> {
+        let mut client = self.inner.pool.get().await?;
+        let client: &mut tokio_postgres::Client = &mut client;
+        migrate::migrate(client, &self.inner.config.schema).await
+    }
+
+    /// The connection pool, for work of your own beside the store's (a read model written in
+    /// the same database, for example).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgConfig {
+        &self.inner.config
+    }
+
+    /// The schema that holds the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.config.schema
+    }
+
+    /// Appends inside the caller's transaction `tx`, with the same checks and results as
+    /// [`EventStore::append_streams`]: the events commit (and their notification goes out)
+    /// when `tx` commits, together with whatever else `tx` wrote.
+    ///
+    /// The append runs in a savepoint, so a refused append leaves `tx` usable. Until `tx`
+    /// ends, readers of the global log see none of the events written after it started
+    /// (see [`EventStore::read_all`]): keep such transactions short.
+    pub async fn append_in(
+        &self,
+        tx: &mut tokio_postgres::Transaction<'_>,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let encoded = append::encode(&appends)?;
+        if encoded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = tx
+            .prepare(&self.inner.sql.append)
+            .await
+            .map_err(PgError::from)?;
+        {
+            let savepoint = tx.transaction().await.map_err(PgError::from)?;
+            match append::fast(&savepoint, &statement, &self.inner.channel, &encoded).await {
+                Ok(Some(results)) => {
+                    savepoint.commit().await.map_err(PgError::from)?;
+                    return Ok(results);
+                }
+                Ok(None) | Err(Failed::DuplicateId) => {
+                    savepoint.rollback().await.map_err(PgError::from)?
+                }
+                Err(Failed::Store(error)) => {
+                    savepoint.rollback().await.map_err(PgError::from)?;
+                    return Err(error);
+                }
+            }
+        }
+        append::slow(
+            tx,
+            &statement,
+            &self.inner.sql,
+            &self.inner.channel,
+            &encoded,
+        )
+        .await
+    }
+
+    /// Waits until events after `after` may be readable in the global log, or `timeout`
+    /// passes.
+    ///
+    /// Returns `true` at once when events after `after` are visible to
+    /// [`read_all`](EventStore::read_all), and otherwise as soon as a notification arrives
+    /// (an append committed, or the listener reconnected and may have missed one): read the
+    /// log then. Returns `false` when the timeout passes with nothing new. Notifications are
+    /// only a wake-up: the log is also polled every [`PgConfig::poll_interval`], so a lost
+    /// notification delays a reader at most that long. The listener starts on the first call,
+    /// on its own connection.
+    pub async fn wait_for_events(
+        &self,
+        after: Checkpoint,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let poll_interval = self.inner.config.poll_interval;
+        let mut wakeups = self.inner.notifier.subscribe();
+        if let Some(receiver) = wakeups.as_mut() {
+            // A notification sent before the listener listens is lost: wait for it (a
+            // little), then check the log.
+            let ready = deadline.min(Instant::now() + poll_interval);
+            let _ = tokio::time::timeout_at(ready, receiver.wait_for(|s| s.listening)).await;
+            receiver.borrow_and_update();
+        }
+        loop {
+            if self.events_visible(after).await? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let tick = deadline.min(now + poll_interval);
+            match wakeups.as_mut() {
+                Some(receiver) => {
+                    tokio::select! {
+                        changed = receiver.changed() => {
+                            if changed.is_ok() {
+                                return Ok(true);
+                            }
+                            tokio::time::sleep_until(tick).await;
+                        }
+                        () = tokio::time::sleep_until(tick) => {}
+                    }
+                }
+                None => tokio::time::sleep_until(tick).await,
+            }
+        }
+    }
+
+    async fn events_visible(&self, after: Checkpoint) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.visible_after)
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_one(
+                &statement,
+                &[&after.commit.to_string(), &signed(after.position.0)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.try_get(0).map_err(PgError::from)?)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.inner.pool.get().await.map_err(PgError::from)?)
+    }
+
+    async fn read_events(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(PgError::from)?;
+        let rows = client
+            .query(&statement, params)
+            .await
+            .map_err(PgError::from)?;
+        Ok(rows.iter().map(recorded_event).collect::<Result<_, _>>()?)
+    }
+}
+
+/// A `LIMIT` parameter.
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let encoded = append::encode(&appends)?;
+        if encoded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &*self.inner;
+        let mut client = self.client().await?;
+        let statement = client
+            .prepare_cached(&inner.sql.append)
+            .await
+            .map_err(PgError::from)?;
+        let fast = if encoded.len() == 1 {
+            // One statement, its own transaction: one round trip.
+            append::fast(&**client, &statement, &inner.channel, &encoded).await
+        } else {
+            let tx = client.transaction().await.map_err(PgError::from)?;
+            let fast = append::fast(&*tx, &statement, &inner.channel, &encoded).await;
+            match fast {
+                Ok(Some(results)) => {
+                    tx.commit().await.map_err(PgError::from)?;
+                    return Ok(results);
+                }
+                other => {
+                    tx.rollback().await.map_err(PgError::from)?;
+                    other
+                }
+            }
+        };
+        match fast {
+            Ok(Some(results)) => return Ok(results),
+            Ok(None) | Err(Failed::DuplicateId) => {}
+            Err(Failed::Store(error)) => return Err(error),
+        }
+        let pg: &mut tokio_postgres::Client = &mut client;
+        append::slow(pg, &statement, &inner.sql, &inner.channel, &encoded).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.read_events(
+            &self.inner.sql.read_stream,
+            &[&stream.as_str(), &signed(from.0), &self::limit(limit)],
+        )
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after: Checkpoint,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let commit = after.commit.to_string();
+        let position = signed(after.position.0);
+        let deadline = Instant::now() + self.inner.config.read_settle;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let events = self
+                .read_events(
+                    &self.inner.sql.read_all,
+                    &[&commit, &position, &self::limit(limit)],
+                )
+                .await?;
+            if events.len() >= limit || Instant::now() >= deadline {
+                return Ok(events);
+            }
+            // Committed events may wait behind a transaction still running; give it a moment
+            // to end, so a reader sees what was just appended.
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.inner.sql.held_back)
+                .await
+                .map_err(PgError::from)?;
+            let held_back: bool = client
+                .query_one(&statement, &[&commit, &position])
+                .await
+                .map_err(PgError::from)?
+                .try_get(0)
+                .map_err(PgError::from)?;
+            drop(client);
+            if !held_back {
+                return Ok(events);
+            }
+            tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.stream_version)
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_opt(&statement, &[&stream.as_str()])
+            .await
+            .map_err(PgError::from)?;
+        match row {
+            Some(row) => Ok(Version(unsigned(
+                row.try_get(0).map_err(PgError::from)?,
+                "stream version",
+            )?)),
+            None => Ok(Version::INITIAL),
+        }
+    }
+
+    async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        Ok(self
+            .read_events(&self.inner.sql.read_event, &[&event_id])
+            .await?
+            .pop())
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let snapshot_version =
+            i32::try_from(snapshot.snapshot_version).map_err(|_| StoreError::Rejected {
+                stream: snapshot.stream_id.clone(),
+                reason: format!(
+                    "snapshot version {} is larger than PostgreSQL's integer",
+                    snapshot.snapshot_version
+                ),
+            })?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.save_snapshot)
+            .await
+            .map_err(PgError::from)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &snapshot.stream_id.as_str(),
+                    &signed(snapshot.version.0),
+                    &snapshot_version,
+                    &snapshot.state.as_str(),
+                    &snapshot.taken_at,
+                ],
+            )
+            .await
+            .map_err(|error| match append::classify(&snapshot.stream_id, error) {
+                Failed::Store(error) => error,
+                Failed::DuplicateId => StoreError::backend("unexpected duplicate event id"),
+            })?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.load_snapshot)
+            .await
+            .map_err(PgError::from)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&stream.as_str()])
+            .await
+            .map_err(PgError::from)?
+        else {
+            return Ok(None);
+        };
+        let decode = |row: &tokio_postgres::Row| -> Result<Snapshot, PgError> {
+            let state: String = row.try_get(2)?;
+            Ok(Snapshot {
+                stream_id: stream.clone(),
+                version: Version(unsigned(row.try_get(0)?, "snapshot version")?),
+                snapshot_version: schema_version(row.try_get(1)?)?,
+                state: Payload::from_json(state)
+                    .map_err(|e| PgError::decode("snapshot state", e))?,
+                taken_at: row.try_get(3)?,
+            })
+        };
+        Ok(Some(decode(&row)?))
+    }
+
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.load_checkpoint)
+            .await
+            .map_err(PgError::from)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&name])
+            .await
+            .map_err(PgError::from)?
+        else {
+            return Ok(None);
+        };
+        let decode = |row: &tokio_postgres::Row| -> Result<Checkpoint, PgError> {
+            Ok(Checkpoint {
+                commit: unsigned(row.try_get(0)?, "checkpoint commit")?,
+                position: Position(unsigned(row.try_get(1)?, "checkpoint position")?),
+            })
+        };
+        Ok(Some(decode(&row)?))
+    }
+
+    async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.save_checkpoint)
+            .await
+            .map_err(PgError::from)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &name,
+                    &signed(checkpoint.commit),
+                    &signed(checkpoint.position.0),
+                ],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn wait_for_events(
+        &self,
+        after: Checkpoint,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        PgEventStore::wait_for_events(self, after, timeout).await
+    }
+}
