@@ -78,6 +78,7 @@ mod append;
 mod config;
 mod migrate;
 mod notify;
+mod projection;
 mod rows;
 mod sql;
 mod store;
@@ -86,6 +87,7 @@ mod store;
 pub mod testing;
 
 pub use config::{PgConfig, PgError};
+pub use projection::{PgProjection, PgProjectionRunner};
 pub use store::PgEventStore;
 
 /// The connection pool type ([`deadpool_postgres::Pool`]).

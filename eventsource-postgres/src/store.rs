@@ -305,7 +305,13 @@ impl PgEventStore {
         Ok(row.try_get(0).map_err(PgError::from)?)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// The statements of this store's schema.
+    pub(crate) fn sql(&self) -> &Sql {
+        &self.inner.sql
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.inner.pool.get().await.map_err(PgError::from)?)
     }
 
