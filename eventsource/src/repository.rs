@@ -385,12 +385,20 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
 
         let _turn = self.writers.turn(id).await;
-        let mut loaded = self.start(id, None).await?;
+        // A cached state is decided on as it is, without reading the stream first: the
+        // append's expected version rejects the decision if another writer got in first, and
+        // only then are the newer events read. That makes a command one round trip.
+        let (mut loaded, mut unread) = match self.cache.get(id) {
+            Some(cached) if context.expected_version.is_none() => (cached, true),
+            _ => (self.start(id, None).await?, false),
+        };
         let mut attempts = 0;
         loop {
             attempts += 1;
-            // After a conflict only the events appended since are read: the state is kept.
-            self.catch_up(id, &mut loaded, None).await?;
+            if !unread {
+                // After a conflict only the events appended since are read: the state is kept.
+                self.catch_up(id, &mut loaded, None).await?;
+            }
             if let Some(expected) = context.expected_version {
                 if !expected.matches(loaded.version) {
                     return Err(StoreError::Conflict {
@@ -401,7 +409,21 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     .into());
                 }
             }
-            let events = match loaded.state.handle(&command, &self.services).await {
+            let decision = loaded.state.handle(&command, &self.services).await;
+            // A refusal or a decision to do nothing appends nothing, so no expected version
+            // checks it: it stands only if it was made on the stream's latest state.
+            let appends = matches!(&decision, Ok(events) if !events.is_empty());
+            if !appends && unread {
+                let before = loaded.version;
+                self.catch_up(id, &mut loaded, None).await?;
+                unread = false;
+                if loaded.version != before {
+                    attempts -= 1;
+                    continue;
+                }
+            }
+            unread = false;
+            let events = match decision {
                 Ok(events) => events,
                 Err(rejection) => {
                     self.cache.put(id, loaded);
