@@ -5,7 +5,11 @@
 //! parameter.
 
 /// The columns every event read selects, in the order [`crate::rows`] decodes them.
-const EVENT_COLUMNS: &str = "event_id, stream_id, version, position, tx_id::text::int8, \
+///
+/// The converted transaction id gets a name of its own: unnamed, it would be called `tx_id`,
+/// and an `ORDER BY tx_id` would sort by the converted value instead of using the index.
+const EVENT_COLUMNS: &str =
+    "event_id, stream_id, version, position, tx_id::text::int8 AS commit_id, \
      event_type, schema_version, payload::text, metadata::text, recorded_at";
 
 /// The codes of [`eventsource::ExpectedVersion`]'s forms, as the append statement takes them.
@@ -53,7 +57,7 @@ impl Sql {
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
                    AND (tx_id, position) > ($1::text::xid8, $2::int8) \
-                 ORDER BY tx_id, position LIMIT $3::int8"
+                 ORDER BY events.tx_id, events.position LIMIT $3::int8"
             ),
             // Whether committed events after the checkpoint wait behind a running transaction.
             held_back: format!(

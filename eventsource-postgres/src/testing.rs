@@ -40,6 +40,49 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl) were not
 #[error("PostgreSQL test harness: {0}")]
 pub struct ClusterError(String);
 
+/// Server settings of a throwaway cluster started with [`TestCluster::start_with`].
+///
+/// The default is the tests' setting, durability off, which makes commits cheap; a benchmark
+/// that wants a real server's cost of a commit turns both on ([`ClusterOptions::DURABLE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// `fsync`: whether the server forces its writes to disk. `full_page_writes`, which only
+    /// protects against torn pages on a crash, follows it.
+    pub fsync: bool,
+    /// `synchronous_commit`: whether a commit waits until its WAL is flushed to disk.
+    pub synchronous_commit: bool,
+}
+
+impl ClusterOptions {
+    /// The tests' settings: `fsync` and `synchronous_commit` off. Fast, and not crash safe.
+    pub const FOR_TESTS: ClusterOptions = ClusterOptions {
+        fsync: false,
+        synchronous_commit: false,
+    };
+
+    /// A real server's defaults: `fsync` and `synchronous_commit` on.
+    pub const DURABLE: ClusterOptions = ClusterOptions {
+        fsync: true,
+        synchronous_commit: true,
+    };
+
+    /// The server options (`postgres -c ...`) these settings stand for.
+    fn server_args(&self) -> String {
+        let on = |flag: bool| if flag { "on" } else { "off" };
+        format!(
+            "-c fsync={fsync} -c synchronous_commit={sync} -c full_page_writes={fsync}",
+            fsync = on(self.fsync),
+            sync = on(self.synchronous_commit),
+        )
+    }
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions::FOR_TESTS
+    }
+}
+
 /// A PostgreSQL server for tests: either the one `DATABASE_URL` names, or a throwaway cluster
 /// this process started.
 #[derive(Debug)]
@@ -55,6 +98,7 @@ struct Local {
     dir: PathBuf,
     port: u16,
     as_postgres: bool,
+    options: ClusterOptions,
     /// Whether dropping the [`TestCluster`] stops it (not for the shared one, which the
     /// supervisor stops after the process exits).
     owned: bool,
@@ -73,7 +117,7 @@ impl TestCluster {
         static SHARED: OnceLock<Result<TestCluster, ClusterError>> = OnceLock::new();
         let cluster = SHARED.get_or_init(|| match std::env::var("DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => Ok(TestCluster { url, local: None }),
-            _ => TestCluster::start_local(false),
+            _ => TestCluster::start_local(false, ClusterOptions::FOR_TESTS),
         });
         match cluster {
             Ok(cluster) => cluster,
@@ -85,7 +129,22 @@ impl TestCluster {
     /// test that restarts or otherwise disturbs its server. Dropping it stops it and removes
     /// its files.
     pub fn start() -> Result<TestCluster, ClusterError> {
-        TestCluster::start_local(true)
+        TestCluster::start_local(true, ClusterOptions::FOR_TESTS)
+    }
+
+    /// Starts a throwaway cluster of the caller's own, like [`start`](TestCluster::start),
+    /// with the server settings `options` (kept across [`restart`](TestCluster::restart)).
+    ///
+    /// ```no_run
+    /// use eventsource_postgres::testing::{ClusterOptions, TestCluster};
+    ///
+    /// // A server that pays for its commits like a production one.
+    /// let cluster = TestCluster::start_with(ClusterOptions::DURABLE)?;
+    /// println!("{}", cluster.url());
+    /// # Ok::<(), eventsource_postgres::testing::ClusterError>(())
+    /// ```
+    pub fn start_with(options: ClusterOptions) -> Result<TestCluster, ClusterError> {
+        TestCluster::start_local(true, options)
     }
 
     /// The URL of the cluster's `postgres` database, as its superuser.
@@ -107,7 +166,7 @@ impl TestCluster {
         local.pg_ctl(&["-m", "fast", "restart"], true)
     }
 
-    fn start_local(owned: bool) -> Result<TestCluster, ClusterError> {
+    fn start_local(owned: bool, options: ClusterOptions) -> Result<TestCluster, ClusterError> {
         let bin = find_binaries().ok_or_else(|| ClusterError(INSTALL_HINT.to_owned()))?;
         let as_postgres = running_as_root();
         // The postgres user must be able to reach the directory: under /tmp it can.
@@ -133,6 +192,7 @@ impl TestCluster {
             dir,
             port: 0,
             as_postgres,
+            options,
             owned,
         };
         // From here on the supervisor removes the directory, even if starting fails.
@@ -193,7 +253,7 @@ impl Local {
         }
     }
 
-    /// Runs `pg_ctl` with the server options (fsync off: for tests only).
+    /// Runs `pg_ctl` with the server options (by default fsync off: for tests only).
     fn pg_ctl(&self, action: &[&str], with_options: bool) -> Result<(), ClusterError> {
         let mut command = self.command("pg_ctl");
         command
@@ -204,10 +264,10 @@ impl Local {
             .args(["-w", "-t", "120"]);
         if with_options {
             command.arg("-o").arg(format!(
-                "-c listen_addresses=127.0.0.1 -k {} -p {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200",
+                "-c listen_addresses=127.0.0.1 -k {} -p {} {} -c max_connections=200",
                 self.dir.display(),
-                self.port
+                self.port,
+                self.options.server_args(),
             ));
         }
         command.args(action);
