@@ -170,7 +170,7 @@ pub(crate) fn rejection(db: &tokio_postgres::error::DbError) -> Option<String> {
 async fn run<C: GenericClient + Sync>(
     client: &C,
     statement: &Statement,
-    channel: &str,
+    channel: Option<&str>,
     e: &Encoded<'_>,
 ) -> Result<Ran, Failed> {
     let stream = e.append.stream_id.as_str();
@@ -233,7 +233,7 @@ fn lock_order(encoded: &[Encoded<'_>]) -> Vec<usize> {
 pub(crate) async fn fast<C: GenericClient + Sync>(
     client: &C,
     statement: &Statement,
-    channel: &str,
+    channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Option<Vec<AppendResult>>, Failed> {
     let mut results = vec![None; encoded.len()];
@@ -288,7 +288,7 @@ pub(crate) async fn slow<B: Begin>(
     begin: &mut B,
     statement: &Statement,
     sql: &Sql,
-    channel: &str,
+    channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Vec<AppendResult>, StoreError> {
     for _ in 0..MAX_ATTEMPTS {
@@ -337,7 +337,7 @@ async fn attempt<C: GenericClient + Sync>(
     client: &C,
     statement: &Statement,
     sql: &Sql,
-    channel: &str,
+    channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Attempt, StoreError> {
     let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();

@@ -34,6 +34,29 @@ pub struct PgConfig {
     /// How often [`wait_for_events`](crate::PgEventStore::wait_for_events) checks for new
     /// events when no notification arrives (default 1 s): the fallback for lost notifications.
     pub poll_interval: Duration,
+    /// When appends send the `NOTIFY` that wakes readers in other processes (default
+    /// [`Notifications::AfterCommit`]).
+    pub notifications: Notifications,
+}
+
+/// When an append sends the `NOTIFY` that wakes readers of the global log in other processes.
+/// Readers in the same process are woken at once either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notifications {
+    /// Right after the append commits, from a background task of the store, coalesced: while
+    /// one `NOTIFY` is in flight, the appends that commit meanwhile share the next one. The
+    /// append itself stays one statement without `NOTIFY`.
+    ///
+    /// The default, because a transaction that notifies holds PostgreSQL's notification lock
+    /// from its commit until its WAL is flushed, so appends that notify commit one at a time:
+    /// measured here with 8 writers and fsync on, inserts in transactions that also notify ran
+    /// at 456 per second against 2,827 without.
+    #[default]
+    AfterCommit,
+    /// Inside the append's transaction (`pg_notify` in the append statement), delivered at
+    /// commit. Simplest, and exact, but it serializes committing appends (see above).
+    InTransaction,
 }
 
 impl Default for PgConfig {
@@ -43,6 +66,7 @@ impl Default for PgConfig {
             pool_size: 16,
             read_settle: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
+            notifications: Notifications::AfterCommit,
         }
     }
 }
@@ -69,6 +93,12 @@ impl PgConfig {
     /// Sets the polling fallback interval of `wait_for_events`.
     pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets when appends send their `NOTIFY`.
+    pub fn with_notifications(mut self, notifications: Notifications) -> Self {
+        self.notifications = notifications;
         self
     }
 

@@ -86,7 +86,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{PgConfig, PgError};
+pub use config::{Notifications, PgConfig, PgError};
 pub use projection::{PgProjection, PgProjectionRunner};
 pub use store::PgEventStore;
 

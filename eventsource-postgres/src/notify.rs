@@ -1,5 +1,6 @@
 //! Wake-ups for readers of the global log: a listener task on a dedicated connection
-//! `LISTEN`s to the schema's channel, which every append notifies inside its transaction.
+//! `LISTEN`s to the schema's channel, which appends notify (right after they commit, coalesced
+//! by an [`Announcer`], or inside their transaction; see [`crate::Notifications`]).
 //!
 //! Notifications only wake readers; they carry nothing a reader relies on. A reader checks the
 //! log itself, and polls as a fallback, because a notification can be lost (the listener's
@@ -97,6 +98,89 @@ impl Notifier {
             *task = Some(listen.spawn(self.channel.clone(), Arc::clone(&self.signal)));
         }
         Some(self.signal.subscribe())
+    }
+}
+
+impl Notifier {
+    /// Wakes this process's waiters at once, without a round trip through the server.
+    pub(crate) fn wake_local(&self) {
+        self.signal.send_modify(|signal| signal.wakeups += 1);
+    }
+}
+
+/// Sends `NOTIFY`s after appends commit, from one background task per store: a request made
+/// while a `NOTIFY` is in flight is folded into the next one, so under load the notification
+/// rate is bounded by one round trip, whatever the rate of appends.
+pub(crate) struct Announcer {
+    pending: Arc<tokio::sync::Notify>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Announcer").finish_non_exhaustive()
+    }
+}
+
+impl Announcer {
+    pub(crate) fn new() -> Self {
+        Announcer {
+            pending: Arc::new(tokio::sync::Notify::new()),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// Asks for a `NOTIFY` on `channel` soon. Without a Tokio runtime, nothing is sent:
+    /// readers in other processes then find the events by polling.
+    pub(crate) fn request(&self, pool: &deadpool_postgres::Pool, channel: &str) {
+        // A stored permit: the task sends one more NOTIFY after the one in flight.
+        self.pending.notify_one();
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        // A task ends only with its runtime: start a new one on this runtime then.
+        if task.as_ref().is_none_or(JoinHandle::is_finished)
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            *task = Some(tokio::spawn(announce(
+                pool.clone(),
+                channel.to_owned(),
+                Arc::clone(&self.pending),
+            )));
+        }
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        let task = self.task.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The announcer's task: one `NOTIFY` per wake-up, until the store is dropped.
+async fn announce(
+    pool: deadpool_postgres::Pool,
+    channel: String,
+    pending: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        pending.notified().await;
+        let sent = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let statement = client
+                .prepare_cached("SELECT pg_notify($1::text, '')")
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .execute(&statement, &[&channel])
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(error) = sent.await {
+            // Readers in other processes fall back to polling; nothing is lost.
+            tracing::warn!(%channel, %error, "cannot send a notification");
+        }
     }
 }
 

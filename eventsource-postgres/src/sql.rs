@@ -106,7 +106,9 @@ impl Sql {
 ///    both read 0, and the `WHERE` of `ON CONFLICT` lets only the first one win (the other
 ///    one returns no row and appends nothing);
 /// 4. `inserted` writes the events from the parameter arrays, numbered after the version read;
-/// 5. `notified` sends a notification on the schema's channel, delivered at commit.
+/// 5. `notified` sends a notification on the schema's channel, delivered at commit, when `$9`
+///    names the channel ([`Notifications::InTransaction`](crate::Notifications)); with `NULL`
+///    the append takes no notification lock.
 ///
 /// The result row: the version read, whether it matched, the new version (NULL when nothing
 /// was written) and the last position written.
@@ -142,6 +144,7 @@ fn append(s: &str) -> String {
     RETURNING position
 ), notified AS (
     SELECT pg_notify($9::text, $1::text) FROM (SELECT 1 FROM inserted LIMIT 1) AS written
+    WHERE $9::text IS NOT NULL
 )
 SELECT (SELECT version FROM read_version) AS current_version,
        EXISTS (SELECT 1 FROM ok) AS matched,

@@ -17,9 +17,9 @@ use tokio_postgres::{NoTls, Socket};
 use uuid::Uuid;
 
 use crate::append::{self, Failed};
-use crate::config::{PgConfig, PgError};
+use crate::config::{Notifications, PgConfig, PgError};
 use crate::migrate;
-use crate::notify::{Listen, ListenWith, Notifier};
+use crate::notify::{Announcer, Listen, ListenWith, Notifier};
 use crate::rows::{recorded_event, schema_version, signed, unsigned};
 use crate::sql::Sql;
 
@@ -43,6 +43,7 @@ struct Inner {
     sql: Sql,
     channel: String,
     notifier: Notifier,
+    announcer: Announcer,
 }
 
 impl fmt::Debug for PgEventStore {
@@ -161,6 +162,7 @@ impl PgEventStore {
                 pool,
                 sql: Sql::new(&config.schema),
                 notifier: Notifier::new(listen, channel.clone()),
+                announcer: Announcer::new(),
                 channel,
                 config,
             }),
@@ -214,7 +216,9 @@ impl PgEventStore {
             .map_err(PgError::from)?;
         {
             let savepoint = tx.transaction().await.map_err(PgError::from)?;
-            match append::fast(&savepoint, &statement, &self.inner.channel, &encoded).await {
+            // The caller commits: only a notification inside its transaction is sent then.
+            let channel = Some(self.inner.channel.as_str());
+            match append::fast(&savepoint, &statement, channel, &encoded).await {
                 Ok(Some(results)) => {
                     savepoint.commit().await.map_err(PgError::from)?;
                     return Ok(results);
@@ -232,7 +236,7 @@ impl PgEventStore {
             tx,
             &statement,
             &self.inner.sql,
-            &self.inner.channel,
+            Some(self.inner.channel.as_str()),
             &encoded,
         )
         .await
@@ -351,16 +355,20 @@ impl EventStore for PgEventStore {
             .prepare_cached(&inner.sql.append)
             .await
             .map_err(PgError::from)?;
+        let channel = match inner.config.notifications {
+            Notifications::InTransaction => Some(inner.channel.as_str()),
+            Notifications::AfterCommit => None,
+        };
         let fast = if encoded.len() == 1 {
             // One statement, its own transaction: one round trip.
-            append::fast(&**client, &statement, &inner.channel, &encoded).await
+            append::fast(&**client, &statement, channel, &encoded).await
         } else {
             let tx = client.transaction().await.map_err(PgError::from)?;
-            let fast = append::fast(&*tx, &statement, &inner.channel, &encoded).await;
+            let fast = append::fast(&*tx, &statement, channel, &encoded).await;
             match fast {
                 Ok(Some(results)) => {
                     tx.commit().await.map_err(PgError::from)?;
-                    return Ok(results);
+                    Ok(Some(results))
                 }
                 other => {
                     tx.rollback().await.map_err(PgError::from)?;
@@ -368,13 +376,22 @@ impl EventStore for PgEventStore {
                 }
             }
         };
-        match fast {
-            Ok(Some(results)) => return Ok(results),
-            Ok(None) | Err(Failed::DuplicateId) => {}
+        let results = match fast {
+            Ok(Some(results)) => results,
+            Ok(None) | Err(Failed::DuplicateId) => {
+                let pg: &mut tokio_postgres::Client = &mut client;
+                append::slow(pg, &statement, &inner.sql, channel, &encoded).await?
+            }
             Err(Failed::Store(error)) => return Err(error),
+        };
+        drop(client);
+        if results.iter().any(|r| r.last_position.is_some()) {
+            self.inner.notifier.wake_local();
+            if inner.config.notifications == Notifications::AfterCommit {
+                inner.announcer.request(&inner.pool, &inner.channel);
+            }
         }
-        let pg: &mut tokio_postgres::Client = &mut client;
-        append::slow(pg, &statement, &inner.sql, &inner.channel, &encoded).await
+        Ok(results)
     }
 
     async fn read_stream(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use eventsource::testing::conformance::test_event;
 use eventsource::{Checkpoint, EventStore, EventStoreExt, ExpectedVersion, StreamId};
 use eventsource_postgres::testing::{fresh_config, fresh_store_with, TestCluster};
-use eventsource_postgres::PgEventStore;
+use eventsource_postgres::{Notifications, PgEventStore};
 
 #[allow(
     clippy::expect_used,
@@ -26,7 +26,18 @@ async fn last_checkpoint(store: &PgEventStore) -> Checkpoint {
     reason = "a test helper fails the test that calls it"
 )]
 async fn stores() -> (PgEventStore, PgEventStore) {
-    let config = fresh_config().with_poll_interval(Duration::from_secs(60));
+    stores_with(Notifications::default()).await
+}
+
+#[allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test helper fails the test that calls it"
+)]
+async fn stores_with(notifications: Notifications) -> (PgEventStore, PgEventStore) {
+    let config = fresh_config()
+        .with_poll_interval(Duration::from_secs(60))
+        .with_notifications(notifications);
     let waiter = fresh_store_with(config.clone()).await;
     let writer = PgEventStore::connect_with(TestCluster::shared().url(), config)
         .await
@@ -36,7 +47,21 @@ async fn stores() -> (PgEventStore, PgEventStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_wakes_a_waiter() {
-    let (waiter, writer) = stores().await;
+    wakes_a_waiter(Notifications::AfterCommit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_notifying_in_its_transaction_wakes_a_waiter() {
+    wakes_a_waiter(Notifications::InTransaction).await;
+}
+
+#[allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test helper fails the test that calls it"
+)]
+async fn wakes_a_waiter(notifications: Notifications) {
+    let (waiter, writer) = stores_with(notifications).await;
     let stream = StreamId::new("notified").expect("id");
     let after = last_checkpoint(&waiter).await;
     // Start the listener first, so the wait below is woken by the notification alone.
