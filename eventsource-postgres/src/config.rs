@@ -44,9 +44,10 @@ pub struct PgConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notifications {
-    /// Right after the append commits, from a background task of the store, coalesced: while
-    /// one `NOTIFY` is in flight, the appends that commit meanwhile share the next one. The
-    /// append itself stays one statement without `NOTIFY`.
+    /// Right after the append commits, from a background task of the store, coalesced: the
+    /// appends that commit while one `NOTIFY` is in flight, or within 10 ms after it, share the
+    /// next one. The append itself stays one statement without `NOTIFY`; a reader in another
+    /// process wakes at most about 10 ms later than it would otherwise.
     ///
     /// The default, because a transaction that notifies holds PostgreSQL's notification lock
     /// from its commit until its WAL is flushed, so appends that notify commit one at a time:

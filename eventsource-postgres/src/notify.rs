@@ -108,9 +108,9 @@ impl Notifier {
     }
 }
 
-/// Sends `NOTIFY`s after appends commit, from one background task per store: a request made
-/// while a `NOTIFY` is in flight is folded into the next one, so under load the notification
-/// rate is bounded by one round trip, whatever the rate of appends.
+/// Sends `NOTIFY`s after appends commit, from one background task per store: requests made
+/// while a `NOTIFY` is in flight, or within [`NOTIFY_INTERVAL`] after it, are folded into the
+/// next one, so the notification rate stays bounded whatever the rate of appends.
 pub(crate) struct Announcer {
     pending: Arc<tokio::sync::Notify>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -158,6 +158,10 @@ impl Drop for Announcer {
     }
 }
 
+/// The shortest time between two `NOTIFY`s of one store: it bounds their cost on a busy store
+/// (at most 100 a second) and adds at most this much to a remote reader's wake-up.
+pub(crate) const NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
+
 /// The announcer's task: one `NOTIFY` per wake-up, until the store is dropped.
 async fn announce(
     pool: deadpool_postgres::Pool,
@@ -181,6 +185,7 @@ async fn announce(
             // Readers in other processes fall back to polling; nothing is lost.
             tracing::warn!(%channel, %error, "cannot send a notification");
         }
+        tokio::time::sleep(NOTIFY_INTERVAL).await;
     }
 }
 
