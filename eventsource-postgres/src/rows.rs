@@ -25,19 +25,29 @@ pub(crate) fn stream_id(id: String) -> Result<StreamId, PgError> {
     StreamId::new(id).map_err(|e| PgError::decode("stream id", e))
 }
 
-/// An event row, selected with [`crate::sql`]'s event columns.
-pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, PgError> {
+/// An event row, selected with [`crate::sql`]'s event columns. `stream` is the stream the
+/// rows are known to belong to (a stream read): its id is then shared, not parsed again.
+pub(crate) fn recorded_event(
+    row: &Row,
+    stream: Option<&StreamId>,
+) -> Result<RecordedEvent, PgError> {
     let payload: String = row.try_get(7)?;
     let metadata: String = row.try_get(8)?;
+    let id: &str = row.try_get(1)?;
+    let stream_id = match stream {
+        Some(known) if known.as_str() == id => known.clone(),
+        _ => stream_id(id.to_owned())?,
+    };
     Ok(RecordedEvent {
         event_id: row.try_get::<_, Uuid>(0)?,
-        stream_id: stream_id(row.try_get(1)?)?,
+        stream_id,
         version: Version(unsigned(row.try_get(2)?, "version")?),
         position: Position(unsigned(row.try_get(3)?, "position")?),
         commit: unsigned(row.try_get(4)?, "transaction id")?,
         event_type: row.try_get(5)?,
         schema_version: schema_version(row.try_get(6)?)?,
-        payload: Payload::from_json(payload).map_err(|e| PgError::decode("payload", e))?,
+        // `jsonb::text`: valid JSON by construction.
+        payload: Payload::from_stored_json(payload),
         metadata: serde_json::from_str::<Metadata>(&metadata)
             .map_err(|e| PgError::decode("metadata", e))?,
         recorded_at: row.try_get::<_, SystemTime>(9)?,

@@ -323,6 +323,7 @@ impl PgEventStore {
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        stream: Option<&StreamId>,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(PgError::from)?;
@@ -330,7 +331,10 @@ impl PgEventStore {
             .query(&statement, params)
             .await
             .map_err(PgError::from)?;
-        Ok(rows.iter().map(recorded_event).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|row| recorded_event(row, stream))
+            .collect::<Result<_, _>>()?)
     }
 }
 
@@ -406,6 +410,7 @@ impl EventStore for PgEventStore {
         self.read_events(
             &self.inner.sql.read_stream,
             &[&stream.as_str(), &signed(from.0), &self::limit(limit)],
+            Some(stream),
         )
         .await
     }
@@ -427,6 +432,7 @@ impl EventStore for PgEventStore {
                 .read_events(
                     &self.inner.sql.read_all,
                     &[&commit, &position, &self::limit(limit)],
+                    None,
                 )
                 .await?;
             if events.len() >= limit || Instant::now() >= deadline {
@@ -475,7 +481,7 @@ impl EventStore for PgEventStore {
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
         Ok(self
-            .read_events(&self.inner.sql.read_event, &[&event_id])
+            .read_events(&self.inner.sql.read_event, &[&event_id], None)
             .await?
             .pop())
     }

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 /// An event enum: every variant is one event type with a name and a schema version.
 ///
@@ -33,61 +32,51 @@ pub trait Event: Sized + Send + Sync + 'static {
 
 /// A JSON document: the stored body of an event.
 ///
-/// Kept as raw JSON text, so a store hands it to the decoder as it was written and an event of
+/// Kept as JSON text, so a store hands it to the decoder as it was written and an event of
 /// the current schema version is deserialized straight into the enum.
-#[derive(Clone)]
-pub struct Payload(Box<RawValue>);
-
-/// Payloads compare by their JSON text.
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
-    }
-}
-
-impl Eq for Payload {}
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payload(Box<str>);
 
 impl Payload {
     /// Checks that `json` is one JSON value and wraps it.
     pub fn from_json(json: impl Into<String>) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(json.into()).map(Payload)
+        let json = json.into();
+        serde_json::from_str::<serde::de::IgnoredAny>(&json)?;
+        Ok(Payload(json.into_boxed_str()))
+    }
+
+    /// Wraps JSON text read back from storage that only ever holds valid JSON (PostgreSQL's
+    /// `jsonb`, for example), without checking it again. Text that is not JSON is not unsafe:
+    /// it fails to decode later, with [`DecodeError::Body`].
+    pub fn from_stored_json(json: String) -> Self {
+        Payload(json.into_boxed_str())
     }
 
     /// Serializes `value` as JSON.
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Payload)
-    }
-
-    /// Wraps JSON text that is known to be valid.
-    pub fn from_raw(raw: Box<RawValue>) -> Self {
-        Payload(raw)
+        serde_json::to_string(value).map(|json| Payload(json.into_boxed_str()))
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        self.0.get()
-    }
-
-    /// The JSON text as a [`RawValue`].
-    pub fn as_raw(&self) -> &RawValue {
         &self.0
     }
 
     /// Parses the JSON into a [`serde_json::Value`].
     pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::from_str(self.0.get())
+        serde_json::from_str(&self.0)
     }
 }
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.get())
+        f.write_str(&self.0)
     }
 }
 
 impl fmt::Display for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.get())
+        f.write_str(&self.0)
     }
 }
 

@@ -266,6 +266,10 @@ impl<A: Clone> StateCache<A> {
     }
 }
 
+/// How many events one read fetches when a repository loads a stream, by default: large
+/// enough that a long stream costs few round trips, small enough to bound memory.
+pub const DEFAULT_LOAD_BATCH_SIZE: usize = 5_000;
+
 /// How many aggregate states a repository keeps by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
@@ -297,7 +301,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             services,
             retry: RetryPolicy::default(),
-            batch_size: crate::store::DEFAULT_BATCH_SIZE,
+            batch_size: DEFAULT_LOAD_BATCH_SIZE,
             unknown: UnknownEvents::Fail,
             cache: StateCache {
                 entries: Mutex::new(HashMap::new()),
