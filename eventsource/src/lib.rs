@@ -26,7 +26,7 @@ pub use metadata::Metadata;
 pub use projection::{HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError};
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
-    RetryPolicy, DEFAULT_CACHE_CAPACITY,
+    RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE,
 };
 pub use store::{
     AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, Snapshot,
