@@ -1,0 +1,129 @@
+//! Benchmarks eventsource against its peers (cqrs-es, esrs, disintegrate, eventually) and
+//! raw tokio-postgres, on one PostgreSQL server, and prints one table.
+//!
+//! Run with: `cargo run --release --manifest-path benches/compare/Cargo.toml`
+//! (`-- --sync-commit-off` for the second server configuration, `-- --quick` to try it out).
+//! See README.md beside this crate.
+
+mod bank;
+mod contenders;
+mod report;
+mod server;
+mod setting;
+mod suite;
+
+use std::time::Instant;
+
+use crate::bank::Counts;
+use crate::report::Setting;
+use crate::server::Server;
+use crate::suite::Suite;
+
+/// Any error: the harness reports it and stops (or, inside a workload, records it in the row).
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The harness's result type.
+pub(crate) type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/Cargo.toml -- [--sync-commit-off] [--quick]
+
+  --sync-commit-off  run the server with synchronous_commit off (fsync stays on);
+                     writes RESULTS-sync-commit-off.md instead of RESULTS.md
+  --quick            small counts and one run, to try the harness out;
+                     writes target/RESULTS-quick.md
+
+Without DATABASE_URL a throwaway PostgreSQL cluster is started from the installed binaries
+(fsync on); with it, that server is used, and each contender gets a database of its own there
+(the user needs CREATEDB), dropped at the end.";
+
+/// The command-line flags.
+#[derive(Debug, Default)]
+struct Options {
+    sync_commit_off: bool,
+    quick: bool,
+}
+
+fn options() -> Result<Option<Options>> {
+    let mut options = Options::default();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--sync-commit-off" => options.sync_commit_off = true,
+            "--quick" => options.quick = true,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
+        }
+    }
+    Ok(Some(options))
+}
+
+fn main() -> Result<()> {
+    let Some(options) = options()? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let started = Instant::now();
+    // Started before the runtime: starting a cluster blocks on initdb and pg_ctl.
+    let server = Server::start(options.sync_commit_off)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(options, server, started))
+}
+
+async fn run(options: Options, mut server: Server, started: Instant) -> Result<()> {
+    let counts = if options.quick {
+        Counts::QUICK
+    } else {
+        Counts::FULL
+    };
+    let (postgres, settings) = server.describe().await?;
+    eprintln!("PostgreSQL {postgres}: {settings}");
+
+    let mut suite = Suite::new(counts);
+    suite.eventsource(&mut server).await;
+    suite.peers(&mut server).await;
+    suite.eventually(&mut server).await;
+    suite.raw(&mut server).await;
+    suite.memory().await;
+    server.drop_databases().await?;
+
+    let mut command = "cargo run --release --manifest-path benches/compare/Cargo.toml".to_owned();
+    let mut flags = Vec::new();
+    if options.sync_commit_off {
+        flags.push("--sync-commit-off");
+    }
+    if options.quick {
+        flags.push("--quick");
+    }
+    if !flags.is_empty() {
+        command = format!("{command} -- {}", flags.join(" "));
+    }
+    let setting = Setting {
+        machine: setting::machine(),
+        postgres,
+        server: settings,
+        date: setting::utc_now(),
+        command,
+        versions: setting::versions(),
+        counts,
+        wall: format!("{:.0} s", started.elapsed().as_secs_f64()),
+    };
+    let table = report::markdown(&setting, &suite.into_rows());
+    println!("{table}");
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = if options.quick {
+        dir.join("target").join("RESULTS-quick.md")
+    } else if options.sync_commit_off {
+        dir.join("RESULTS-sync-commit-off.md")
+    } else {
+        dir.join("RESULTS.md")
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&path, table).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
