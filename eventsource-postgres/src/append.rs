@@ -228,6 +228,28 @@ fn lock_order(encoded: &[Encoded<'_>]) -> Vec<usize> {
     order
 }
 
+/// Takes the advisory locks of every stream of a multi-stream append, in lock order, before
+/// the transaction writes anything: a transaction id taken while waiting for a later stream's
+/// turn could be older than the one of the writer it waits for (see [`crate::sql`]).
+pub(crate) async fn lock_streams<C: GenericClient + Sync>(
+    client: &C,
+    sql: &Sql,
+    encoded: &[Encoded<'_>],
+) -> Result<(), StoreError> {
+    if encoded.len() < 2 {
+        return Ok(());
+    }
+    let streams: Vec<&str> = lock_order(encoded)
+        .into_iter()
+        .map(|index| encoded[index].append.stream_id.as_str())
+        .collect();
+    client
+        .execute(sql.lock_streams.as_str(), &[&streams])
+        .await
+        .map_err(PgError::from)?;
+    Ok(())
+}
+
 /// The fast path: runs every stream's statement. `None` when one of them wrote nothing (the
 /// caller then rolls back and takes the slow path).
 pub(crate) async fn fast<C: GenericClient + Sync>(
@@ -340,6 +362,7 @@ async fn attempt<C: GenericClient + Sync>(
     channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Attempt, StoreError> {
+    lock_streams(client, sql, encoded).await?;
     let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
     let mut stored = HashMap::new();
     if !ids.is_empty() {

@@ -33,6 +33,9 @@ pub(crate) struct Sql {
     pub(crate) load_snapshot: String,
     pub(crate) save_checkpoint: String,
     pub(crate) load_checkpoint: String,
+    /// The advisory locks of several streams, taken in the given order before a multi-stream
+    /// append writes anything.
+    pub(crate) lock_streams: String,
 }
 
 impl Sql {
@@ -89,6 +92,9 @@ impl Sql {
                  ON CONFLICT (name) DO UPDATE \
                  SET commit = excluded.commit, position = excluded.position, updated_at = now()"
             ),
+            lock_streams: "SELECT pg_advisory_xact_lock(hashtextextended(stream_id, 0)) \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n"
+                .to_owned(),
             load_checkpoint: format!(
                 "SELECT commit, position FROM {s}.checkpoints WHERE name = $1::text"
             ),
@@ -98,6 +104,11 @@ impl Sql {
 
 /// The append of one stream, in one statement (one round trip):
 ///
+/// 0. `turn` waits for the stream's advisory lock before anything else runs. Taking it costs no
+///    transaction id, so a writer that waited for another gets its id only after that one
+///    committed: transaction ids, and so the global log's `(tx_id, position)` order, follow
+///    each stream's version order. (A row lock alone does not ensure that: a waiting writer
+///    can hold an older transaction id than the one it waits for.)
 /// 1. `locked` reads the stream's row and locks it (`FOR UPDATE`), so concurrent appends to
 ///    one stream queue here, and a waiting one reads the version its predecessor committed;
 /// 2. `ok` holds that version only if it matches the expected version (`$2` is the form's
@@ -114,8 +125,11 @@ impl Sql {
 /// was written) and the last position written.
 fn append(s: &str) -> String {
     format!(
-        "WITH locked AS (
-    SELECT version FROM {s}.streams WHERE stream_id = $1::text FOR UPDATE
+        "WITH turn AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
+), locked AS (
+    SELECT stream.version FROM {s}.streams AS stream, turn
+    WHERE stream.stream_id = $1::text FOR UPDATE OF stream
 ), read_version AS (
     SELECT coalesce((SELECT version FROM locked), 0) AS version
 ), ok AS (

@@ -198,6 +198,10 @@ impl PgEventStore {
     /// [`EventStore::append_streams`]: the events commit (and their notification goes out)
     /// when `tx` commits, together with whatever else `tx` wrote.
     ///
+    /// Call it before `tx` writes anything else: a transaction that already holds a
+    /// transaction id when it waits for a stream's turn can end up before, in the global log's
+    /// order, an event of the same stream it waited for.
+    ///
     /// The append runs in a savepoint, so a refused append leaves `tx` usable. Until `tx`
     /// ends, readers of the global log see none of the events written after it started
     /// (see [`EventStore::read_all`]): keep such transactions short.
@@ -216,6 +220,7 @@ impl PgEventStore {
             .map_err(PgError::from)?;
         {
             let savepoint = tx.transaction().await.map_err(PgError::from)?;
+            append::lock_streams(&savepoint, &self.inner.sql, &encoded).await?;
             // The caller commits: only a notification inside its transaction is sent then.
             let channel = Some(self.inner.channel.as_str());
             match append::fast(&savepoint, &statement, channel, &encoded).await {
@@ -368,6 +373,7 @@ impl EventStore for PgEventStore {
             append::fast(&**client, &statement, channel, &encoded).await
         } else {
             let tx = client.transaction().await.map_err(PgError::from)?;
+            append::lock_streams(&*tx, &inner.sql, &encoded).await?;
             let fast = append::fast(&*tx, &statement, channel, &encoded).await;
             match fast {
                 Ok(Some(results)) => {
