@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, Position, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamId, Version,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -223,24 +223,6 @@ fn duplicate(recorded: &RecordedEvent) -> StoreError {
 
 #[async_trait]
 impl EventStore for MemoryEventStore {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        let mut results = self
-            .append_streams(vec![StreamAppend {
-                stream_id: stream.clone(),
-                expected,
-                events,
-            }])
-            .await?;
-        results
-            .pop()
-            .ok_or_else(|| StoreError::backend("a one-stream append returned no result"))
-    }
-
     async fn append_streams(
         &self,
         appends: Vec<StreamAppend>,

@@ -159,7 +159,9 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                 projection: self.projection.name().to_owned(),
                 source,
             })?;
-        self.save_checkpoint(&tx, Checkpoint::START).await?;
+        self.save_checkpoint(&tx, Checkpoint::START)
+            .await
+            .map_err(|e| self.store_error(PgError::from(e).into()))?;
         tx.commit()
             .await
             .map_err(|e| self.store_error(PgError::from(e).into()))
@@ -235,33 +237,19 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                 .await
                 .map_err(|e| Failure::Handler(index, e))?;
         }
-        let statement = tx
-            .prepare_cached(&self.store.sql().save_checkpoint)
+        self.save_checkpoint(&tx, checkpoint)
             .await
             .map_err(Failure::pg)?;
-        tx.execute(
-            &statement,
-            &[
-                &self.projection.name(),
-                &signed(checkpoint.commit),
-                &signed(checkpoint.position.0),
-            ],
-        )
-        .await
-        .map_err(Failure::pg)?;
         tx.commit().await.map_err(Failure::pg)
     }
 
+    /// Saves the projection's checkpoint through `tx`, so it commits with the read model.
     async fn save_checkpoint(
         &self,
-        tx: &Transaction<'_>,
+        tx: &deadpool_postgres::Transaction<'_>,
         checkpoint: Checkpoint,
-    ) -> Result<(), RunError> {
-        let pg = |e: tokio_postgres::Error| self.store_error(PgError::from(e).into());
-        let statement = tx
-            .prepare(&self.store.sql().save_checkpoint)
-            .await
-            .map_err(pg)?;
+    ) -> Result<(), tokio_postgres::Error> {
+        let statement = tx.prepare_cached(&self.store.sql().save_checkpoint).await?;
         tx.execute(
             &statement,
             &[
@@ -270,8 +258,7 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                 &signed(checkpoint.position.0),
             ],
         )
-        .await
-        .map_err(pg)?;
+        .await?;
         Ok(())
     }
 

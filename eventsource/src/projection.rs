@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::envelope::{decode_batch, Envelope, EventDecodeError, UnknownEvents};
+use crate::envelope::{Envelope, EventDecodeError, UnknownEvents};
 use crate::event::Event;
 use crate::metadata::Metadata;
 use crate::repository::CommandContext;
@@ -269,8 +269,7 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
         let mut done = None;
         for recorded in batch {
             let checkpoint = recorded.checkpoint();
-            let decoded =
-                decode_batch::<P::Event>(vec![recorded], self.projection.unknown_events());
+            let decoded = recorded.into_envelope::<P::Event>(self.projection.unknown_events());
             let decoded = match decoded {
                 Ok(decoded) => decoded,
                 Err(source) => {
@@ -281,7 +280,7 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
                     });
                 }
             };
-            for envelope in decoded {
+            if let Some(envelope) = decoded {
                 if let Err(error) = self.handle_with_retry(&envelope).await {
                     self.save_after(done).await?;
                     return Err(error);
