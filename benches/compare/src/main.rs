@@ -25,12 +25,14 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The harness's result type.
 pub(crate) type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/Cargo.toml -- [--sync-commit-off] [--quick]
+const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/Cargo.toml -- [--sync-commit-off] [--quick] [--only GROUP,..]
 
   --sync-commit-off  run the server with synchronous_commit off (fsync stays on);
                      writes RESULTS-sync-commit-off.md instead of RESULTS.md
   --quick            small counts and one run, to try the harness out;
                      writes target/RESULTS-quick.md
+  --only GROUP,..    run only these groups (eventsource, peers, eventually, raw, memory),
+                     to iterate on one; writes target/RESULTS-only.md
 
 Without DATABASE_URL a throwaway PostgreSQL cluster is started from the installed binaries
 (fsync on); with it, that server is used, and each contender gets a database of its own there
@@ -41,14 +43,38 @@ Without DATABASE_URL a throwaway PostgreSQL cluster is started from the installe
 struct Options {
     sync_commit_off: bool,
     quick: bool,
+    /// The groups to run; empty runs them all.
+    only: Vec<String>,
+}
+
+/// The groups of contenders `--only` can name.
+const GROUPS: [&str; 5] = ["eventsource", "peers", "eventually", "raw", "memory"];
+
+impl Options {
+    /// Whether `group` runs.
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 fn options() -> Result<Option<Options>> {
     let mut options = Options::default();
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sync-commit-off" => options.sync_commit_off = true,
             "--quick" => options.quick = true,
+            "--only" => {
+                let groups = args
+                    .next()
+                    .ok_or_else(|| format!("`--only` needs a list of groups\n\n{USAGE}"))?;
+                for group in groups.split(',') {
+                    if !GROUPS.contains(&group) {
+                        return Err(format!("unknown group `{group}`\n\n{USAGE}").into());
+                    }
+                    options.only.push(group.to_owned());
+                }
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}").into()),
         }
@@ -80,11 +106,21 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     eprintln!("PostgreSQL {postgres}: {settings}");
 
     let mut suite = Suite::new(counts);
-    suite.eventsource(&mut server).await;
-    suite.peers(&mut server).await;
-    suite.eventually(&mut server).await;
-    suite.raw(&mut server).await;
-    suite.memory().await;
+    if options.runs("eventsource") {
+        suite.eventsource(&mut server).await;
+    }
+    if options.runs("peers") {
+        suite.peers(&mut server).await;
+    }
+    if options.runs("eventually") {
+        suite.eventually(&mut server).await;
+    }
+    if options.runs("raw") {
+        suite.raw(&mut server).await;
+    }
+    if options.runs("memory") {
+        suite.memory().await;
+    }
     server.drop_databases().await?;
 
     let mut command = "cargo run --release --manifest-path benches/compare/Cargo.toml".to_owned();
@@ -94,6 +130,11 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     }
     if options.quick {
         flags.push("--quick");
+    }
+    let only = options.only.join(",");
+    if !only.is_empty() {
+        flags.push("--only");
+        flags.push(&only);
     }
     if !flags.is_empty() {
         command = format!("{command} -- {}", flags.join(" "));
@@ -112,7 +153,9 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     println!("{table}");
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = if options.quick {
+    let path = if !options.only.is_empty() {
+        dir.join("target").join("RESULTS-only.md")
+    } else if options.quick {
         dir.join("target").join("RESULTS-quick.md")
     } else if options.sync_commit_off {
         dir.join("RESULTS-sync-commit-off.md")
