@@ -134,7 +134,7 @@ fn derived_impls_work_beside_shadowed_names() {
         for event in &events {
             let payload = event.encode().unwrap();
             let decoded =
-                AccountEvent::decode(event.event_type(), event.schema_version(), &payload);
+                AccountEvent::decode(event.event_type(), event.schema_version(), payload.as_str());
             assert_eq!(
                 decoded.unwrap().as_ref(),
                 ::core::option::Option::Some(event)

@@ -17,13 +17,14 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, Position, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, Position, RecordedEvent, ReplayedEvent, Snapshot,
+    StoreError, StreamAppend, StreamId, Version,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -292,6 +293,33 @@ impl EventStore for MemoryEventStore {
             .iter()
             .map(|&i| log.events[i].clone())
             .collect())
+    }
+
+    /// Lends the events out under the log's read lock, without copying them; appends wait
+    /// for at most one batch of `visit` calls.
+    async fn replay_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+        visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
+    ) -> Result<usize, StoreError> {
+        let log = self.read();
+        let Some(indexes) = log.streams.get(stream) else {
+            return Ok(0);
+        };
+        let start = usize::try_from(from.0.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = start.saturating_add(limit).min(indexes.len());
+        let mut visited = 0;
+        for &i in &indexes[start..end] {
+            visited += 1;
+            if visit(ReplayedEvent::of(&log.events[i])).is_break() {
+                break;
+            }
+        }
+        Ok(visited)
     }
 
     async fn read_all(

@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use eventsource::prelude::*;
-use eventsource::EventStore;
 use eventsource_postgres::testing::fresh_store;
 use serde::{Deserialize, Serialize};
 
@@ -101,17 +100,34 @@ async fn main() -> Result<(), BoxError> {
     let accounts = Repository::<Account, _>::new(store.clone());
     let id = StreamId::for_aggregate::<Account>("a-1")?;
     accounts
-        .execute(&id, AccountCommand::Open { owner: "ann".into() })
+        .execute(
+            &id,
+            AccountCommand::Open {
+                owner: "ann".into(),
+            },
+        )
         .await?;
     for _ in 0..(EVENTS - 1) / 100 {
         accounts
-            .execute(&id, AccountCommand::DepositMany { count: 100, amount: 7 })
+            .execute(
+                &id,
+                AccountCommand::DepositMany {
+                    count: 100,
+                    amount: 7,
+                },
+            )
             .await?;
     }
     let left = (EVENTS - 1) % 100;
     if left > 0 {
         accounts
-            .execute(&id, AccountCommand::DepositMany { count: left, amount: 7 })
+            .execute(
+                &id,
+                AccountCommand::DepositMany {
+                    count: left,
+                    amount: 7,
+                },
+            )
             .await?;
     }
     let expected = 7 * u64::from(EVENTS - 1);
@@ -182,41 +198,13 @@ async fn main() -> Result<(), BoxError> {
             Ok(balance)
         })
         .await?;
-        rows.push(("lean", "one query, version + type + payload + serde_json", time));
+        rows.push((
+            "lean",
+            "one query, version + type + payload + serde_json",
+            time,
+        ));
     }
 
-    if runs("columns") {
-        for extra in [
-            "",
-            ", metadata::text",
-            ", metadata",
-            ", tx_id::text::int8",
-            ", recorded_at",
-            ", event_id",
-            ", stream_id",
-            ", position, schema_version",
-        ] {
-            let sql = format!(
-                "SELECT event_type, payload::text {extra} FROM \"{schema}\".events \
-                 WHERE stream_id = $1 ORDER BY version"
-            );
-            let statement = client.prepare(&sql).await?;
-            let time = median(expected, || async {
-                let rows = client.query(&statement, &[&id.as_str()]).await?;
-                let mut balance = 0;
-                for row in &rows {
-                    if row.try_get::<_, &str>(0)? == "Deposited" {
-                        balance += serde_json::from_str::<Amount>(row.try_get(1)?)?.amount;
-                    }
-                }
-                Ok(balance)
-            })
-            .await?;
-            println!("{extra}: {:.2}", time.as_secs_f64() * 1000.0);
-        }
-        let r = client.query_one(&format!("SELECT metadata::text, payload::text, pg_column_size(metadata), pg_column_size(payload) FROM \"{schema}\".events LIMIT 1 OFFSET 5"), &[]).await?;
-        println!("{:?} {:?} {:?} {:?}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_,i32>(2), r.get::<_,i32>(3));
-    }
     println!("Loading a {EVENTS}-event stream from PostgreSQL, median of {RUNS}");
     println!("| step | what | ms |");
     println!("|---|---|---:|");

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use eventsource::{Metadata, Payload, Position, RecordedEvent, StreamId, Version};
+use eventsource::{Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StreamId, Version};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -51,6 +51,17 @@ pub(crate) fn recorded_event(
         metadata: serde_json::from_str::<Metadata>(&metadata)
             .map_err(|e| PgError::decode("metadata", e))?,
         recorded_at: row.try_get::<_, SystemTime>(9)?,
+    })
+}
+
+/// A row of the replay statement ([`crate::sql`]), borrowed: nothing is copied.
+pub(crate) fn replayed_event(row: &Row) -> Result<ReplayedEvent<'_>, PgError> {
+    Ok(ReplayedEvent {
+        version: Version(unsigned(row.try_get(0)?, "version")?),
+        event_type: row.try_get(1)?,
+        schema_version: schema_version(row.try_get(2)?)?,
+        payload: row.try_get(3)?,
+        recorded_at: row.try_get(4)?,
     })
 }
 

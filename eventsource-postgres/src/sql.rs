@@ -25,6 +25,7 @@ pub(crate) struct Sql {
     pub(crate) stream_version: String,
     pub(crate) events_by_id: String,
     pub(crate) read_stream: String,
+    pub(crate) replay_stream: String,
     pub(crate) read_all: String,
     pub(crate) held_back: String,
     pub(crate) visible_after: String,
@@ -52,6 +53,12 @@ impl Sql {
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE stream_id = $1::text AND version >= $2::int8 \
+                 ORDER BY version LIMIT $3::int8"
+            ),
+            // What a replay needs, in the order [`crate::rows::replayed_event`] decodes it.
+            replay_stream: format!(
+                "SELECT version, event_type, schema_version, payload::text, recorded_at \
+                 FROM {s}.events WHERE stream_id = $1::text AND version >= $2::int8 \
                  ORDER BY version LIMIT $3::int8"
             ),
             // Only rows of transactions older than every running one: a transaction still

@@ -2,17 +2,21 @@
 //! caller's transaction, and waiting for new events.
 
 use std::fmt;
+use std::ops::ControlFlow;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, Payload, Position, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, Payload, Position, RecordedEvent, ReplayedEvent,
+    Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
+use futures_util::TryStreamExt;
 use tokio::time::Instant;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Socket};
 use uuid::Uuid;
 
@@ -20,7 +24,7 @@ use crate::append::{self, Failed};
 use crate::config::{Notifications, PgConfig, PgError};
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
-use crate::rows::{recorded_event, schema_version, signed, unsigned};
+use crate::rows::{recorded_event, replayed_event, schema_version, signed, unsigned};
 use crate::sql::Sql;
 
 /// How long a new connection may take unless the URL says otherwise.
@@ -419,6 +423,40 @@ impl EventStore for PgEventStore {
             Some(stream),
         )
         .await
+    }
+
+    /// Streams the rows: each is handed to `visit` as it arrives, while the server still
+    /// sends the next ones, and only the columns a replay needs are read.
+    async fn replay_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+        visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
+    ) -> Result<usize, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.replay_stream)
+            .await
+            .map_err(PgError::from)?;
+        let params: [&(dyn ToSql + Sync); 3] =
+            [&stream.as_str(), &signed(from.0), &self::limit(limit)];
+        let rows = client
+            .query_raw(&statement, params)
+            .await
+            .map_err(PgError::from)?;
+        let mut rows = pin!(rows);
+        let mut visited = 0;
+        while let Some(row) = rows.try_next().await.map_err(PgError::from)? {
+            visited += 1;
+            if visit(replayed_event(&row)?).is_break() {
+                break;
+            }
+        }
+        Ok(visited)
     }
 
     async fn read_all(

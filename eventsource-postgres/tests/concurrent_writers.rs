@@ -52,7 +52,7 @@ impl Event for CounterEvent {
     fn decode(
         event_type: &str,
         schema_version: u32,
-        payload: &Payload,
+        payload: &str,
     ) -> Result<Option<Self>, DecodeError> {
         if event_type != "counter.added" {
             return Err(DecodeError::UnknownType {
@@ -64,12 +64,11 @@ impl Event for CounterEvent {
         struct Body {
             amount: u64,
         }
-        let body: Body =
-            serde_json::from_str(payload.as_str()).map_err(|source| DecodeError::Body {
-                event_type: event_type.to_owned(),
-                schema_version,
-                source,
-            })?;
+        let body: Body = serde_json::from_str(payload).map_err(|source| DecodeError::Body {
+            event_type: event_type.to_owned(),
+            schema_version,
+            source,
+        })?;
         Ok(Some(CounterEvent::Added {
             amount: body.amount,
         }))

@@ -90,11 +90,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Check the three paths decode what they should before timing them.
     assert_eq!(
-        LedgerEvent::decode("Deposited", 3, &payload)?,
+        LedgerEvent::decode("Deposited", 3, payload.as_str())?,
         Some(current.clone())
     );
     assert!(matches!(
-        LedgerEvent::decode("Deposited", 1, &v1)?,
+        LedgerEvent::decode("Deposited", 1, v1.as_str())?,
         Some(LedgerEvent::Deposited { amount: 125_000, ref currency, ref tags, .. }) if currency == "EUR" && tags.is_empty()
     ));
 
@@ -103,11 +103,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         black_box(body.ok());
     });
     let decode_current = median_ns(|| {
-        let event = LedgerEvent::decode(black_box("Deposited"), 3, black_box(&payload));
+        let event = LedgerEvent::decode(black_box("Deposited"), 3, black_box(payload.as_str()));
         black_box(event.ok());
     });
     let decode_v1 = median_ns(|| {
-        let event = LedgerEvent::decode(black_box("Deposited"), 1, black_box(&v1));
+        let event = LedgerEvent::decode(black_box("Deposited"), 1, black_box(v1.as_str()));
         black_box(event.ok());
     });
 

@@ -32,9 +32,9 @@ pub(crate) fn decode_body<E: de::DeserializeOwned>(
     variant: &'static str,
     event_type: &str,
     schema_version: u32,
-    payload: &Payload,
+    payload: &str,
 ) -> Result<E, DecodeError> {
-    let mut json = serde_json::Deserializer::from_str(payload.as_str());
+    let mut json = serde_json::Deserializer::from_str(payload);
     E::deserialize(VariantBody {
         variant,
         body: &mut json,

@@ -95,7 +95,7 @@ impl RecordedEvent {
         &self,
         unknown: UnknownEvents,
     ) -> Result<Option<E>, EventDecodeError> {
-        match E::decode(&self.event_type, self.schema_version, &self.payload) {
+        match E::decode(&self.event_type, self.schema_version, self.payload.as_str()) {
             Ok(event) => Ok(event),
             Err(DecodeError::UnknownType { .. }) if unknown == UnknownEvents::Skip => Ok(None),
             Err(source) => Err(EventDecodeError {

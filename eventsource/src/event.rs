@@ -20,13 +20,14 @@ pub trait Event: Sized + Send + Sync + 'static {
     /// Encodes the variant's body as JSON.
     fn encode(&self) -> Result<Payload, EncodeError>;
 
-    /// Decodes a stored event from its type name, schema version and JSON body.
+    /// Decodes a stored event from its type name, schema version and JSON body (`payload`,
+    /// the JSON text as stored, for example [`Payload::as_str`]).
     ///
     /// Returns `Ok(None)` for a type the enum declares as removed: such events are skipped.
     fn decode(
         event_type: &str,
         schema_version: u32,
-        payload: &Payload,
+        payload: &str,
     ) -> Result<Option<Self>, DecodeError>;
 }
 

@@ -29,8 +29,8 @@ pub use repository::{
     RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE,
 };
 pub use store::{
-    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, Snapshot,
-    StoreError, StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
+    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, ReplayedEvent,
+    Snapshot, StoreError, StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
 };
 pub use stream::{
     Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,

@@ -21,7 +21,7 @@ pub fn decode_body<E: serde::de::DeserializeOwned>(
     variant: &'static str,
     event_type: &str,
     schema_version: u32,
-    payload: &Payload,
+    payload: &str,
 ) -> Result<E, DecodeError> {
     crate::codec::decode_body(variant, event_type, schema_version, payload)
 }
@@ -76,9 +76,9 @@ fn upcast_failed(event_type: &str, from: u32, source: BoxError) -> DecodeError {
 pub fn body_value(
     event_type: &str,
     schema_version: u32,
-    payload: &Payload,
+    payload: &str,
 ) -> Result<serde_json::Value, DecodeError> {
-    payload.to_value().map_err(|source| DecodeError::Body {
+    serde_json::from_str(payload).map_err(|source| DecodeError::Body {
         event_type: event_type.to_owned(),
         schema_version,
         source,
@@ -98,9 +98,9 @@ pub fn upcast_step<E: Into<BoxError>>(
 pub fn typed_body<T: serde::de::DeserializeOwned>(
     event_type: &str,
     schema_version: u32,
-    payload: &Payload,
+    payload: &str,
 ) -> Result<T, DecodeError> {
-    serde_json::from_str(payload.as_str()).map_err(|source| DecodeError::Body {
+    serde_json::from_str(payload).map_err(|source| DecodeError::Body {
         event_type: event_type.to_owned(),
         schema_version,
         source,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -15,7 +16,7 @@ use crate::aggregate::Aggregate;
 use crate::envelope::UnknownEvents;
 use crate::event::{DecodeError, EncodeError};
 use crate::metadata::Metadata;
-use crate::store::{EventStore, EventStoreExt, NewEvent, Snapshot, StoreError};
+use crate::store::{EventStore, NewEvent, ReplayedEvent, Snapshot, StoreError};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
 
 /// An aggregate's state together with the stream version it reflects.
@@ -600,38 +601,55 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// Applies the events of `id` after `loaded.version` (up to `until`) onto `loaded`.
+    /// Applies the events of `id` after `loaded.version` (up to `until`) onto `loaded`, in
+    /// batches of `batch_size` through [`EventStore::replay_stream`].
     async fn catch_up(
         &self,
         id: &StreamId,
         loaded: &mut Loaded<A>,
         until: Option<Until>,
     ) -> Result<(), RepositoryError<A::Error>> {
-        let mut reader = self
-            .store
-            .stream_reader(id, loaded.version.next())
-            .batch_size(self.batch_size);
-        while let Some(batch) = reader.next_batch().await? {
-            for recorded in batch {
+        let unknown = self.unknown;
+        loop {
+            let from = loaded.version.next();
+            let mut failed = None;
+            let mut reached_until = false;
+            let mut visit = |event: ReplayedEvent<'_>| {
                 match until {
-                    Some(Until::Version(v)) if recorded.version > v => return Ok(()),
-                    Some(Until::Time(t)) if recorded.recorded_at > t => return Ok(()),
+                    Some(Until::Version(v)) if event.version > v => reached_until = true,
+                    Some(Until::Time(t)) if event.recorded_at > t => reached_until = true,
                     _ => {}
                 }
-                let event = recorded.decode_as::<A::Event>(self.unknown).map_err(|e| {
-                    RepositoryError::Decode {
-                        stream: e.stream,
-                        version: e.version,
-                        source: e.source,
-                    }
-                })?;
-                if let Some(event) = event {
-                    loaded.state.apply(&event);
+                if reached_until {
+                    return ControlFlow::Break(());
                 }
-                loaded.version = recorded.version;
+                match event.decode::<A::Event>() {
+                    Ok(Some(decoded)) => loaded.state.apply(&decoded),
+                    Ok(None) => {}
+                    Err(DecodeError::UnknownType { .. }) if unknown == UnknownEvents::Skip => {}
+                    Err(source) => {
+                        failed = Some(RepositoryError::Decode {
+                            stream: id.clone(),
+                            version: event.version,
+                            source,
+                        });
+                        return ControlFlow::Break(());
+                    }
+                }
+                loaded.version = event.version;
+                ControlFlow::Continue(())
+            };
+            let visited = self
+                .store
+                .replay_stream(id, from, self.batch_size, &mut visit)
+                .await?;
+            if let Some(error) = failed {
+                return Err(error);
+            }
+            if reached_until || visited < self.batch_size {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     fn encode(

@@ -1,6 +1,7 @@
 //! The [`EventStore`] trait every backend implements, and the records it stores and returns.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -109,7 +110,43 @@ impl RecordedEvent {
     ///
     /// `Ok(None)` is an event of a type `E` declares as removed.
     pub fn decode<E: Event>(&self) -> Result<Option<E>, crate::event::DecodeError> {
-        E::decode(&self.event_type, self.schema_version, &self.payload)
+        E::decode(&self.event_type, self.schema_version, self.payload.as_str())
+    }
+}
+
+/// One event as [`EventStore::replay_stream`] lends it out: what decoding and applying it
+/// needs, borrowed from the store for the duration of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayedEvent<'a> {
+    /// Its version in the stream.
+    pub version: Version,
+    /// The type name.
+    pub event_type: &'a str,
+    /// The schema version of `payload`.
+    pub schema_version: u32,
+    /// The JSON body, as stored.
+    pub payload: &'a str,
+    /// When the store recorded it.
+    pub recorded_at: SystemTime,
+}
+
+impl<'a> ReplayedEvent<'a> {
+    /// The replay view of a recorded event.
+    pub fn of(event: &'a RecordedEvent) -> Self {
+        ReplayedEvent {
+            version: event.version,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            payload: event.payload.as_str(),
+            recorded_at: event.recorded_at,
+        }
+    }
+
+    /// Decodes the payload into the event enum `E`.
+    ///
+    /// `Ok(None)` is an event of a type `E` declares as removed.
+    pub fn decode<E: Event>(&self) -> Result<Option<E>, crate::event::DecodeError> {
+        E::decode(self.event_type, self.schema_version, self.payload)
     }
 }
 
@@ -264,6 +301,32 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Hands up to `limit` events of `stream` with version `from` or later, in version order,
+    /// to `visit`, one at a time, with only what replaying them needs. Returns how many it
+    /// handed over. `visit` stops the read early by returning [`ControlFlow::Break`].
+    ///
+    /// This is how a [`Repository`](crate::Repository) loads an aggregate. The default reads
+    /// [`read_stream`](EventStore::read_stream) and lends out each event; a store overrides it
+    /// to skip what a replay does not use (event ids, metadata, positions) and to lend events
+    /// straight out of its buffers, without copying them.
+    async fn replay_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+        visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
+    ) -> Result<usize, StoreError> {
+        let events = self.read_stream(stream, from, limit).await?;
+        let mut visited = 0;
+        for event in &events {
+            visited += 1;
+            if visit(ReplayedEvent::of(event)).is_break() {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+
     /// Reads up to `limit` events of the global log after `after`, in checkpoint order.
     ///
     /// Events are returned only once every event before them is visible, so a reader that
@@ -354,6 +417,16 @@ macro_rules! delegate_event_store {
                 limit: usize,
             ) -> Result<Vec<RecordedEvent>, StoreError> {
                 (**self).read_stream(stream, from, limit).await
+            }
+
+            async fn replay_stream(
+                &self,
+                stream: &StreamId,
+                from: Version,
+                limit: usize,
+                visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
+            ) -> Result<usize, StoreError> {
+                (**self).replay_stream(stream, from, limit, visit).await
             }
 
             async fn read_all(

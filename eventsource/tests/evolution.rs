@@ -132,7 +132,11 @@ fn decode(
     version: u32,
     body: Value,
 ) -> Result<Option<AccountEvent>, DecodeError> {
-    AccountEvent::decode(event_type, version, &Payload::from_value(&body).unwrap())
+    AccountEvent::decode(
+        event_type,
+        version,
+        Payload::from_value(&body).unwrap().as_str(),
+    )
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn impl_event(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStre
             fn decode(
                 __event_type: &str,
                 __schema_version: u32,
-                __payload: &#private::Payload,
+                __payload: &str,
             ) -> ::core::result::Result<::core::option::Option<Self>, #private::DecodeError> {
                 match __event_type {
                     #(#decode_arms)*
@@ -251,7 +251,7 @@ pub(super) fn fallback(input: &EventEnum<'_>) -> TokenStream {
             fn decode(
                 _: &str,
                 _: u32,
-                _: &#private::Payload,
+                _: &str,
             ) -> ::core::result::Result<::core::option::Option<Self>, #private::DecodeError> {
                 ::core::unimplemented!()
             }

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -48,6 +49,7 @@ macro_rules! conformance_tests {
             recorded_at_is_monotonic,
             concurrent_writers_one_stream,
             batched_reads_large_stream,
+            replay_matches_read_stream,
             snapshots_keep_the_latest,
             checkpoints_round_trip,
             waiters_wake_on_append,
@@ -752,6 +754,110 @@ pub async fn batched_reads_large_stream<S: EventStore>(store: S) {
     assert_eq!(
         tail.iter().map(|e| e.version.0).collect::<Vec<_>>(),
         (TOTAL - 5..=TOTAL).collect::<Vec<_>>()
+    );
+}
+
+/// `replay_stream` lends out exactly what `read_stream` returns (version, type, schema
+/// version, body, time), honours `from` and `limit`, stops when told to, and reads a missing
+/// stream as empty.
+pub async fn replay_matches_read_stream<S: EventStore>(store: S) {
+    let id = stream("replay");
+    let mut first = test_event(0);
+    first.schema_version = 3;
+    first.event_type = "test.opened".into();
+    let mut written = vec![first];
+    written.extend(events(1..25));
+    store
+        .append(&id, ExpectedVersion::NoStream, written)
+        .await
+        .expect("append");
+    let stored = read_whole(&store, &id).await;
+    assert_eq!(stored.len(), 25);
+
+    type Seen = (Version, String, u32, String, SystemTime);
+    async fn replay<S: EventStore>(
+        store: &S,
+        id: &StreamId,
+        from: Version,
+        limit: usize,
+        stop_after: usize,
+    ) -> (usize, Vec<Seen>) {
+        let mut seen = Vec::new();
+        let visited = store
+            .replay_stream(id, from, limit, &mut |event| {
+                seen.push((
+                    event.version,
+                    event.event_type.to_owned(),
+                    event.schema_version,
+                    event.payload.to_owned(),
+                    event.recorded_at,
+                ));
+                if seen.len() >= stop_after {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .await
+            .expect("replay_stream");
+        (visited, seen)
+    }
+    let expected = |range: std::ops::Range<usize>| -> Vec<Seen> {
+        stored[range]
+            .iter()
+            .map(|e| {
+                (
+                    e.version,
+                    e.event_type.clone(),
+                    e.schema_version,
+                    e.payload.as_str().to_owned(),
+                    e.recorded_at,
+                )
+            })
+            .collect()
+    };
+
+    assert_eq!(
+        replay(&store, &id, Version(1), 100, usize::MAX).await,
+        (25, expected(0..25)),
+        "a whole replay sees every event as read_stream returns it"
+    );
+    assert_eq!(
+        replay(&store, &id, Version(11), 10, usize::MAX).await,
+        (10, expected(10..20)),
+        "`from` and `limit` bound a replay"
+    );
+    assert_eq!(
+        replay(&store, &id, Version(20), 100, usize::MAX).await,
+        (6, expected(19..25)),
+        "a replay ends at the end of the stream"
+    );
+    assert_eq!(
+        replay(&store, &id, Version(1), 100, 3).await,
+        (3, expected(0..3)),
+        "a replay stops when the visitor breaks"
+    );
+    assert_eq!(
+        replay(&store, &id, Version(26), 100, usize::MAX).await,
+        (0, Vec::new()),
+        "past the end, a replay sees nothing"
+    );
+    assert_eq!(
+        replay(
+            &store,
+            &stream("replay-missing"),
+            Version(1),
+            100,
+            usize::MAX
+        )
+        .await,
+        (0, Vec::new()),
+        "a missing stream replays as empty"
+    );
+    assert_eq!(
+        replay(&store, &id, Version(1), 0, usize::MAX).await,
+        (0, Vec::new()),
+        "a limit of 0 replays nothing"
     );
 }
 

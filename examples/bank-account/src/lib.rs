@@ -290,16 +290,16 @@ mod tests {
     fn version_1_opened_events_load_through_the_upcaster() {
         let v1 = eventsource::Payload::from_json(r#"{"name":"ann"}"#).unwrap();
         assert_eq!(
-            AccountEvent::decode("Opened", 1, &v1).unwrap(),
+            AccountEvent::decode("Opened", 1, v1.as_str()).unwrap(),
             Some(opened(0))
         );
         let renamed = eventsource::Payload::from_json(r#"{"amount":5}"#).unwrap();
         assert_eq!(
-            AccountEvent::decode("MoneyDeposited", 1, &renamed).unwrap(),
+            AccountEvent::decode("MoneyDeposited", 1, renamed.as_str()).unwrap(),
             Some(AccountEvent::Deposited { amount: 5 })
         );
         let broken = eventsource::Payload::from_json(r#"{"owner":"ann"}"#).unwrap();
-        let error = AccountEvent::decode("Opened", 1, &broken).unwrap_err();
+        let error = AccountEvent::decode("Opened", 1, broken.as_str()).unwrap_err();
         assert!(error.to_string().contains("has a `name`"), "{error}");
     }
 
