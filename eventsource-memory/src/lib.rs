@@ -16,7 +16,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
@@ -26,6 +25,7 @@ use eventsource::{
     AppendResult, Checkpoint, EventStore, Position, RecordedEvent, ReplayedEvent, Snapshot,
     StoreError, StreamAppend, StreamId, Version,
 };
+use foldhash::{HashMap, HashSet, HashSetExt};
 use tokio::sync::watch;
 use uuid::Uuid;
 

@@ -1,7 +1,6 @@
 //! The [`Repository`]: load an aggregate, decide on a command, append with optimistic
 //! concurrency, retry on conflict.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -10,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
+use foldhash::HashMap;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
@@ -305,7 +305,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             batch_size: DEFAULT_LOAD_BATCH_SIZE,
             unknown: UnknownEvents::Fail,
             cache: StateCache {
-                entries: Mutex::new(HashMap::new()),
+                entries: Mutex::new(HashMap::default()),
                 capacity: DEFAULT_CACHE_CAPACITY,
             },
             writers: StreamLocks::default(),
@@ -318,7 +318,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// whole stream (or the snapshot and the events after it).
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache = StateCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
             capacity,
         };
         self
