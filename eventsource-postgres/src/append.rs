@@ -3,11 +3,14 @@
 //!
 //! The fast path runs the append statement ([`crate::sql`]) for each stream: in the common
 //! case that is the whole append, one round trip for one stream. When a statement writes
-//! nothing (the expected version does not match, or a concurrent creator of the stream won)
-//! or an event id is stored already, the work is rolled back and the slow path decides, in a
-//! transaction: it looks the event ids up first (an exact retry returns the stored result, any
-//! other reuse is [`StoreError::DuplicateEventId`]), then runs the statements again and reports
-//! a conflict with the stream's actual version.
+//! nothing (the expected version does not match the version it read), fails on the
+//! `(stream_id, version)` key (it read a stale version: a concurrent append committed while it
+//! waited for the stream's turn) or finds an event id stored already, the work is rolled back
+//! and the slow path decides, in a transaction: it takes the streams' turns first, so its
+//! statements read the versions their predecessors committed, looks the event ids up (an
+//! exact retry returns the stored result, any other reuse is
+//! [`StoreError::DuplicateEventId`]), then runs the statements again and reports a conflict
+//! with the stream's actual version.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -22,7 +25,7 @@ use crate::rows::{signed, stream_id, unsigned};
 use crate::sql::{self, Sql};
 
 /// How often the slow path starts over after a concurrent writer stored one of its event ids,
-/// or after losing the creation of a stream it may append to whatever its version.
+/// or after its statement read a stale version.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// One stream's append, encoded as the statement's parameters.
@@ -107,12 +110,16 @@ pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, Store
 enum Ran {
     /// The events are written (or there were none and the expected version matched).
     Written(AppendResult),
-    /// The expected version does not match the stream's version; nothing is written.
+    /// The expected version does not match the version read; nothing is written.
     Mismatch(Version),
-    /// The expected version matched the version read, but a concurrent append created the
-    /// stream first; nothing is written.
-    Raced,
+    /// The version read was stale: an event at the next version is stored already (it
+    /// committed after the statement's snapshot was taken). Nothing is written, and a
+    /// transaction the statement ran in is aborted.
+    Stale,
 }
+
+/// The `(stream_id, version)` key of the events table.
+const STREAM_VERSION_KEY: &str = "events_stream_version_key";
 
 /// Why the append statement failed.
 pub(crate) enum Failed {
@@ -189,30 +196,41 @@ async fn run<C: GenericClient + Sync>(
                 &channel,
             ],
         )
-        .await
-        .map_err(|error| classify(&e.append.stream_id, error))?;
+        .await;
+    let row = match row {
+        Ok(row) => row,
+        Err(error) => {
+            let stale = error.as_db_error().is_some_and(|db| {
+                *db.code() == SqlState::UNIQUE_VIOLATION
+                    && db.constraint() == Some(STREAM_VERSION_KEY)
+            });
+            if stale {
+                return Ok(Ran::Stale);
+            }
+            return Err(classify(&e.append.stream_id, error));
+        }
+    };
     let current = Version(unsigned(row.try_get(0)?, "stream version")?);
     let matched: bool = row.try_get(1)?;
-    let new_version: Option<i64> = row.try_get(2)?;
-    let last_position: Option<i64> = row.try_get(3)?;
+    let last_position: Option<i64> = row.try_get(2)?;
     if !matched {
         return Ok(Ran::Mismatch(current));
     }
-    if e.ids.is_empty() {
-        return Ok(Ran::Written(AppendResult {
-            first_version: current.next(),
-            stream_version: current,
-            last_position: None,
-        }));
-    }
-    match (new_version, last_position) {
-        (Some(version), Some(position)) => Ok(Ran::Written(AppendResult {
-            first_version: current.next(),
-            stream_version: Version(unsigned(version, "stream version")?),
-            last_position: Some(Position(unsigned(position, "position")?)),
-        })),
-        _ => Ok(Ran::Raced),
-    }
+    let count = e.ids.len() as u64;
+    let last_position = match last_position {
+        Some(position) => Some(Position(unsigned(position, "position")?)),
+        None if count == 0 => None,
+        None => {
+            return Err(Failed::Store(StoreError::backend(
+                "internal error: the append statement matched but wrote no event",
+            )))
+        }
+    };
+    Ok(Ran::Written(AppendResult {
+        first_version: current.next(),
+        stream_version: Version(current.0 + count),
+        last_position,
+    }))
 }
 
 /// The indexes of `encoded` in stream id order: every multi-stream append locks its streams in
@@ -239,6 +257,15 @@ pub(crate) async fn lock_streams<C: GenericClient + Sync>(
     if encoded.len() < 2 {
         return Ok(());
     }
+    take_turns(client, sql, encoded).await
+}
+
+/// Takes the advisory locks of every stream of an append, in lock order, even of one stream.
+async fn take_turns<C: GenericClient + Sync>(
+    client: &C,
+    sql: &Sql,
+    encoded: &[Encoded<'_>],
+) -> Result<(), StoreError> {
     let streams: Vec<&str> = lock_order(encoded)
         .into_iter()
         .map(|index| encoded[index].append.stream_id.as_str())
@@ -262,7 +289,7 @@ pub(crate) async fn fast<C: GenericClient + Sync>(
     for index in lock_order(encoded) {
         match run(client, statement, channel, &encoded[index]).await? {
             Ran::Written(result) => results[index] = Some(result),
-            Ran::Mismatch(_) | Ran::Raced => return Ok(None),
+            Ran::Mismatch(_) | Ran::Stale => return Ok(None),
         }
     }
     Ok(results.into_iter().collect())
@@ -333,7 +360,9 @@ pub(crate) async fn slow<B: Begin>(
         }
     }
     Err(StoreError::backend(format!(
-        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids or creating the same stream"
+        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids, \
+         or the append runs in a transaction whose snapshot predates a concurrent append to the stream \
+         (REPEATABLE READ or SERIALIZABLE: retry the whole transaction)"
     )))
 }
 
@@ -362,7 +391,9 @@ async fn attempt<C: GenericClient + Sync>(
     channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Attempt, StoreError> {
-    lock_streams(client, sql, encoded).await?;
+    // The turns come first, in a statement of their own: every statement after it reads what
+    // the streams' earlier writers committed.
+    take_turns(client, sql, encoded).await?;
     let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
     let mut stored = HashMap::new();
     if !ids.is_empty() {
@@ -403,35 +434,13 @@ async fn attempt<C: GenericClient + Sync>(
             continue;
         }
         let e = &encoded[index];
-        let mut raced = 0;
-        let outcome = loop {
-            match run(client, statement, channel, e).await {
-                Ok(Ran::Written(result)) => break Ok(result),
-                Ok(Ran::Mismatch(actual)) => break Err(conflict(e, actual)),
-                Ok(Ran::Raced) => {
-                    // The statement's snapshot predates the winner's commit: read again.
-                    let actual = match client
-                        .query_opt(sql.stream_version.as_str(), &[&e.append.stream_id.as_str()])
-                        .await
-                        .map_err(PgError::from)?
-                    {
-                        Some(row) => Version(unsigned(
-                            row.try_get(0).map_err(PgError::from)?,
-                            "stream version",
-                        )?),
-                        None => Version::INITIAL,
-                    };
-                    if !e.append.expected.matches(actual) {
-                        break Err(conflict(e, actual));
-                    }
-                    raced += 1;
-                    if raced >= MAX_ATTEMPTS {
-                        return Ok(Attempt::Again);
-                    }
-                }
-                Err(Failed::DuplicateId) => return Ok(Attempt::Again),
-                Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
-            }
+        let outcome = match run(client, statement, channel, e).await {
+            Ok(Ran::Written(result)) => Ok(result),
+            Ok(Ran::Mismatch(actual)) => Err(conflict(e, actual)),
+            // The turn is held, so only a snapshot older than this statement (a caller's
+            // REPEATABLE READ transaction) reads a stale version: start over.
+            Ok(Ran::Stale) | Err(Failed::DuplicateId) => return Ok(Attempt::Again),
+            Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
         };
         outcomes[index] = Some(outcome);
     }

@@ -36,18 +36,20 @@
 //! - `events`: `position` (identity), `tx_id` (`xid8`, the writing transaction), `stream_id`,
 //!   `version`, `event_id` (unique), `event_type`, `schema_version`, `payload` and `metadata`
 //!   (JSONB), `recorded_at`; unique `(stream_id, version)`; an index on `(tx_id, position)`.
-//!   A trigger rejects every UPDATE, DELETE and TRUNCATE of it.
-//! - `streams`: each stream's current version, the row an append locks.
+//!   A trigger rejects every UPDATE, DELETE and TRUNCATE of it. A stream's version is its
+//!   last event's.
 //! - `snapshots`: the latest snapshot of each stream.
 //! - `checkpoints`: where named readers are in the global log.
 //!
 //! # Appends
 //!
-//! An append of one stream is one prepared statement, one round trip: it locks the stream's
-//! row, checks the expected version, bumps the version, inserts every event from arrays
-//! (`unnest`) and sends a notification, all at once. Concurrent appends to one stream queue
-//! on its row; appends to different streams never wait for each other. When the statement
-//! writes nothing or meets a stored event id, a slow path tells an exact retry (which returns
+//! An append of one stream is one prepared statement, one round trip: it takes the stream's
+//! advisory lock, reads the stream's version from its last event, checks the expected
+//! version, inserts every event from arrays (`unnest`) and sends a notification, all at once;
+//! the unique `(stream_id, version)` key is the final arbiter of a version. Concurrent appends
+//! to one stream queue on its lock; appends to different streams never wait for each other.
+//! When the statement writes nothing, reads a stale version (it fails on that key) or meets a
+//! stored event id, a slow path tells an exact retry (which returns
 //! the stored result), a reused id ([`StoreError::DuplicateEventId`](eventsource::StoreError))
 //! and a conflict (with the stream's actual version) apart. An append across streams runs the
 //! statements in one transaction. A value PostgreSQL cannot hold (a JSON string with `\u0000`)

@@ -17,14 +17,21 @@ struct Migration {
 }
 
 /// Every migration, in version order. Append only: never edit an applied one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "drop_streams",
+        sql: include_str!("../migrations/0002_drop_streams.sql"),
+    },
+];
 
 /// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 1;
+pub(crate) const LATEST: u32 = 2;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.

@@ -45,7 +45,11 @@ impl Sql {
         let s = format!("\"{schema}\"");
         Sql {
             append: append(&s),
-            stream_version: format!("SELECT version FROM {s}.streams WHERE stream_id = $1::text"),
+            // A stream's version is its last event's; no row for a stream with no event.
+            stream_version: format!(
+                "SELECT version FROM {s}.events WHERE stream_id = $1::text \
+                 ORDER BY version DESC LIMIT 1"
+            ),
             events_by_id: format!(
                 "SELECT event_id, stream_id, version, position FROM {s}.events \
                  WHERE event_id = ANY($1::uuid[])"
@@ -114,51 +118,52 @@ impl Sql {
 /// 0. `turn` waits for the stream's advisory lock before anything else runs. Taking it costs no
 ///    transaction id, so a writer that waited for another gets its id only after that one
 ///    committed: transaction ids, and so the global log's `(tx_id, position)` order, follow
-///    each stream's version order. (A row lock alone does not ensure that: a waiting writer
-///    can hold an older transaction id than the one it waits for.)
-/// 1. `locked` reads the stream's row and locks it (`FOR UPDATE`), so concurrent appends to
-///    one stream queue here, and a waiting one reads the version its predecessor committed;
+///    each stream's version order. Every append of a stream takes this lock, so appends to
+///    one stream queue here, and appends to different streams never wait for each other.
+/// 1. `current` reads the stream's version, its last event's (0 for no event), through the
+///    `(stream_id, version)` index; it reads from `turn`, so the lock is taken even when the
+///    stream has no event yet;
 /// 2. `ok` holds that version only if it matches the expected version (`$2` is the form's
 ///    code, `$3` the exact version);
-/// 3. `bumped` writes the new version; for a stream that did not exist, two racing creators
-///    both read 0, and the `WHERE` of `ON CONFLICT` lets only the first one win (the other
-///    one returns no row and appends nothing);
-/// 4. `inserted` writes the events from the parameter arrays, numbered after the version read;
-/// 5. `notified` sends a notification on the schema's channel, delivered at commit, when `$9`
+/// 3. `inserted` writes the events from the parameter arrays, numbered after the version read;
+/// 4. `notified` sends a notification on the schema's channel, delivered at commit, when `$9`
 ///    names the channel ([`Notifications::InTransaction`](crate::Notifications)); with `NULL`
 ///    the append takes no notification lock.
 ///
-/// The result row: the version read, whether it matched, the new version (NULL when nothing
-/// was written) and the last position written.
+/// Under READ COMMITTED the statement's snapshot is taken before `turn` waits, so the version
+/// read may miss an append that committed meanwhile. Such a stale read is never believed: a
+/// version lower than the actual one makes the first event collide with a stored one on the
+/// `(stream_id, version)` key (versions have no gaps and events are never deleted), and the
+/// statement fails with nothing written; a stale read that does not match the expected version
+/// writes nothing either. Both send the append to the slow path ([`crate::append`]), which
+/// takes the lock in a statement of its own first, so its append statement reads the version
+/// its predecessors committed.
+///
+/// The result row: the version read, whether it matched, and the last position written (NULL
+/// when nothing was written).
 fn append(s: &str) -> String {
     format!(
         "WITH turn AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
-), locked AS (
-    SELECT stream.version FROM {s}.streams AS stream, turn
-    WHERE stream.stream_id = $1::text FOR UPDATE OF stream
-), read_version AS (
-    SELECT coalesce((SELECT version FROM locked), 0) AS version
-), ok AS (
-    SELECT version FROM read_version
+), current AS MATERIALIZED (
+    SELECT coalesce((
+        SELECT last.version FROM {s}.events AS last
+        WHERE last.stream_id = $1::text ORDER BY last.version DESC LIMIT 1
+    ), 0) AS version
+    FROM turn
+), ok AS MATERIALIZED (
+    SELECT version FROM current
     WHERE CASE $2::int4
         WHEN {EXPECT_NO_STREAM} THEN version = 0
         WHEN {EXPECT_STREAM_EXISTS} THEN version > 0
         WHEN {EXPECT_EXACT} THEN version = $3::int8
         ELSE true
     END
-), bumped AS (
-    INSERT INTO {s}.streams AS stream (stream_id, version)
-    SELECT $1::text, ok.version + cardinality($4::uuid[]) FROM ok
-    WHERE cardinality($4::uuid[]) > 0
-    ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version
-    WHERE stream.version = excluded.version - cardinality($4::uuid[])
-    RETURNING stream.version
 ), inserted AS (
     INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1::text, bumped.version - cardinality($4::uuid[]) + e.ord,
+    SELECT $1::text, ok.version + e.ord,
            e.event_id, e.event_type, e.schema_version, e.payload::jsonb, e.metadata::jsonb
-    FROM bumped,
+    FROM ok,
          unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
     ORDER BY e.ord
@@ -167,10 +172,10 @@ fn append(s: &str) -> String {
     SELECT pg_notify($9::text, $1::text) FROM (SELECT 1 FROM inserted LIMIT 1) AS written
     WHERE $9::text IS NOT NULL
 )
-SELECT (SELECT version FROM read_version) AS current_version,
+SELECT current.version AS current_version,
        EXISTS (SELECT 1 FROM ok) AS matched,
-       (SELECT version FROM bumped) AS new_version,
        (SELECT max(position) FROM inserted) AS last_position,
-       EXISTS (SELECT 1 FROM notified) AS notified"
+       EXISTS (SELECT 1 FROM notified) AS notified
+FROM current"
     )
 }
