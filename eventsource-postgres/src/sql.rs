@@ -115,14 +115,14 @@ impl Sql {
 
 /// The append of one stream, in one statement (one round trip):
 ///
-/// 0. `turn` waits for the stream's advisory lock before anything else runs. Taking it costs no
+/// 1. `current` calls the schema's `stream_turn` function (migration 2), which waits for the
+///    stream's advisory lock and then reads the stream's version (its last event's, 0 for none)
+///    in a statement of its own, so with a snapshot taken after the wait: a writer that queued
+///    behind another one reads the version that one committed. Taking the lock costs no
 ///    transaction id, so a writer that waited for another gets its id only after that one
 ///    committed: transaction ids, and so the global log's `(tx_id, position)` order, follow
-///    each stream's version order. Every append of a stream takes this lock, so appends to
-///    one stream queue here, and appends to different streams never wait for each other.
-/// 1. `current` reads the stream's version, its last event's (0 for no event), through the
-///    `(stream_id, version)` index; it reads from `turn`, so the lock is taken even when the
-///    stream has no event yet;
+///    each stream's version order. Every append of a stream takes this lock, so appends to one
+///    stream queue, and appends to different streams never wait for each other.
 /// 2. `ok` holds that version only if it matches the expected version (`$2` is the form's
 ///    code, `$3` the exact version);
 /// 3. `inserted` writes the events from the parameter arrays, numbered after the version read;
@@ -130,27 +130,17 @@ impl Sql {
 ///    names the channel ([`Notifications::InTransaction`](crate::Notifications)); with `NULL`
 ///    the append takes no notification lock.
 ///
-/// Under READ COMMITTED the statement's snapshot is taken before `turn` waits, so the version
-/// read may miss an append that committed meanwhile. Such a stale read is never believed: a
-/// version lower than the actual one makes the first event collide with a stored one on the
-/// `(stream_id, version)` key (versions have no gaps and events are never deleted), and the
-/// statement fails with nothing written; a stale read that does not match the expected version
-/// writes nothing either. Both send the append to the slow path ([`crate::append`]), which
-/// takes the lock in a statement of its own first, so its append statement reads the version
-/// its predecessors committed.
+/// The `(stream_id, version)` key stays the final arbiter: should the version read ever be
+/// stale (in a caller's REPEATABLE READ transaction, whose snapshot predates the wait), the
+/// first event collides with a stored one and the statement fails with nothing written; that,
+/// like a version that does not match, sends the append to the slow path ([`crate::append`]).
 ///
 /// The result row: the version read, whether it matched, and the last position written (NULL
 /// when nothing was written).
 fn append(s: &str) -> String {
     format!(
-        "WITH turn AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
-), current AS MATERIALIZED (
-    SELECT coalesce((
-        SELECT last.version FROM {s}.events AS last
-        WHERE last.stream_id = $1::text ORDER BY last.version DESC LIMIT 1
-    ), 0) AS version
-    FROM turn
+        "WITH current AS MATERIALIZED (
+    SELECT {s}.stream_turn($1::text) AS version
 ), ok AS MATERIALIZED (
     SELECT version FROM current
     WHERE CASE $2::int4
