@@ -142,7 +142,7 @@ impl From<tokio_postgres::Error> for Failed {
 }
 
 /// Maps a failed append statement: a stored event id, a value PostgreSQL cannot hold (a
-/// JSON string with `\u0000`, an over-long value...), or a backend failure.
+/// NUL character in an event type, an over-long value...), or a backend failure.
 pub(crate) fn classify(stream: &StreamId, error: tokio_postgres::Error) -> Failed {
     if let Some(db) = error.as_db_error() {
         if *db.code() == SqlState::UNIQUE_VIOLATION

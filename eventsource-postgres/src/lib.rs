@@ -35,7 +35,7 @@
 //!
 //! - `events`: `position` (identity), `tx_id` (`xid8`, the writing transaction), `stream_id`,
 //!   `version`, `event_id` (unique), `event_type`, `schema_version`, `payload` and `metadata`
-//!   (JSONB), `recorded_at`; unique `(stream_id, version)`; an index on `(tx_id, position)`.
+//!   (`json`: kept as written, read back without conversion), `recorded_at`; unique `(stream_id, version)`; an index on `(tx_id, position)`.
 //!   A trigger rejects every UPDATE, DELETE and TRUNCATE of it. A stream's version is its
 //!   last event's.
 //! - `snapshots`: the latest snapshot of each stream.
@@ -44,7 +44,9 @@
 //! # Appends
 //!
 //! An append of one stream is one prepared statement, one round trip: it takes the stream's
-//! advisory lock, reads the stream's version from its last event, checks the expected
+//! advisory lock, reads the stream's version from its last event (in the `stream_turn`
+//! function, so with a snapshot taken after the lock: a writer that queued behind another
+//! reads the version that one committed), checks the expected
 //! version, inserts every event from arrays (`unnest`) and sends a notification, all at once;
 //! the unique `(stream_id, version)` key is the final arbiter of a version. Concurrent appends
 //! to one stream queue on its lock; appends to different streams never wait for each other.
@@ -52,8 +54,8 @@
 //! stored event id, a slow path tells an exact retry (which returns
 //! the stored result), a reused id ([`StoreError::DuplicateEventId`](eventsource::StoreError))
 //! and a conflict (with the stream's actual version) apart. An append across streams runs the
-//! statements in one transaction. A value PostgreSQL cannot hold (a JSON string with `\u0000`)
-//! is [`StoreError::Rejected`](eventsource::StoreError).
+//! statements in one transaction. A value PostgreSQL cannot hold (a NUL character in an
+//! event type) is [`StoreError::Rejected`](eventsource::StoreError).
 //!
 //! # The global log
 //!
@@ -67,8 +69,10 @@
 //!
 //! # Notifications
 //!
-//! Every append notifies the schema's channel inside its transaction;
-//! [`PgEventStore::wait_for_events`] wakes on it, and polls as a fallback.
+//! By default a store notifies the schema's channel right after its appends commit, at most
+//! once per 10 ms ([`Notifications`]); `Notifications::InTransaction` notifies inside each
+//! append's transaction instead. [`PgEventStore::wait_for_events`] wakes on it, and polls as
+//! a fallback.
 //!
 //! # Features
 //!

@@ -28,10 +28,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "drop_streams",
         sql: include_str!("../migrations/0002_drop_streams.sql"),
     },
+    Migration {
+        version: 3,
+        name: "json_bodies",
+        sql: include_str!("../migrations/0003_json_bodies.sql"),
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 2;
+pub(crate) const LATEST: u32 = 3;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.

@@ -46,7 +46,7 @@ pub(crate) fn recorded_event(
         commit: unsigned(row.try_get(4)?, "transaction id")?,
         event_type: row.try_get(5)?,
         schema_version: schema_version(row.try_get(6)?)?,
-        // `jsonb::text`: valid JSON by construction.
+        // A `json` column: checked to be JSON when it was stored.
         payload: Payload::from_stored_json(payload),
         metadata: serde_json::from_str::<Metadata>(&metadata)
             .map_err(|e| PgError::decode("metadata", e))?,

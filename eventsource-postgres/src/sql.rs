@@ -88,7 +88,7 @@ impl Sql {
             // An older snapshot never replaces a newer one.
             save_snapshot: format!(
                 "INSERT INTO {s}.snapshots AS old (stream_id, version, snapshot_version, state, taken_at) \
-                 VALUES ($1::text, $2::int8, $3::int4, $4::text::jsonb, $5::timestamptz) \
+                 VALUES ($1::text, $2::int8, $3::int4, $4::text::json, $5::timestamptz) \
                  ON CONFLICT (stream_id) DO UPDATE \
                  SET version = excluded.version, snapshot_version = excluded.snapshot_version, \
                      state = excluded.state, taken_at = excluded.taken_at \
@@ -152,7 +152,7 @@ fn append(s: &str) -> String {
 ), inserted AS (
     INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
     SELECT $1::text, ok.version + e.ord,
-           e.event_id, e.event_type, e.schema_version, e.payload::jsonb, e.metadata::jsonb
+           e.event_id, e.event_type, e.schema_version, e.payload::json, e.metadata::json
     FROM ok,
          unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)

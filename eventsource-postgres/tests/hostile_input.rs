@@ -120,31 +120,55 @@ fn assert_rejected<T: std::fmt::Debug>(result: Result<T, StoreError>, on: &Strea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nul_characters_are_rejected_and_nothing_is_written() {
+async fn escaped_nul_characters_in_json_round_trip() {
+    let store = fresh_store().await;
+    let stream = StreamId::new("nul-json").expect("id");
+    // `\u0000` inside a JSON string: bodies are stored as `json`, which keeps the text as
+    // written (`jsonb` could not hold it), so the store behaves as the memory store does.
+    let body = serde_json::json!({ "s": "a\u{0}b" });
+    let metadata = Metadata::new().with_header("h", "a\u{0}b");
+    store
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![event_with(body.clone(), metadata.clone())],
+        )
+        .await
+        .expect("append");
+    let read = store
+        .read_stream(&stream, Version(1), 10)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].payload.to_value().expect("json"), body);
+    assert_eq!(read[0].metadata, metadata);
+
+    let state = Payload::from_value(&serde_json::json!({ "s": "\u{0}" })).expect("json");
+    store
+        .save_snapshot(Snapshot {
+            stream_id: stream.clone(),
+            version: Version(1),
+            snapshot_version: 1,
+            state: state.clone(),
+            taken_at: SystemTime::now(),
+        })
+        .await
+        .expect("save snapshot");
+    let loaded = store
+        .load_snapshot(&stream)
+        .await
+        .expect("load")
+        .expect("a snapshot");
+    assert_eq!(loaded.state, state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_in_text_columns_are_rejected_and_nothing_is_written() {
     let store = fresh_store().await;
     let stream = StreamId::new("nul-1").expect("id");
     let other = StreamId::new("nul-2").expect("id");
 
-    // In a JSON string of the payload: JSONB cannot hold \u0000.
-    let in_payload = event_with(serde_json::json!({ "s": "a\u{0}b" }), Metadata::new());
-    assert_rejected(
-        store
-            .append(&stream, ExpectedVersion::Any, vec![in_payload])
-            .await,
-        &stream,
-    );
-    // In a metadata header.
-    let in_metadata = event_with(
-        serde_json::json!({}),
-        Metadata::new().with_header("h", "a\u{0}b"),
-    );
-    assert_rejected(
-        store
-            .append(&stream, ExpectedVersion::Any, vec![in_metadata])
-            .await,
-        &stream,
-    );
-    // In the event type: text cannot hold NUL either.
+    // In the event type: a PostgreSQL text value cannot hold NUL.
     let mut in_type = event_with(serde_json::json!({}), Metadata::new());
     in_type.event_type = "bad\u{0}type".into();
     assert_rejected(
@@ -155,7 +179,8 @@ async fn nul_characters_are_rejected_and_nothing_is_written() {
     );
     // One bad stream refuses a multi-stream append whole.
     let good = event_with(serde_json::json!({ "fine": true }), Metadata::new());
-    let bad = event_with(serde_json::json!({ "s": "\u{0}" }), Metadata::new());
+    let mut bad = event_with(serde_json::json!({}), Metadata::new());
+    bad.event_type = "\u{0}".into();
     assert_rejected(
         store
             .append_streams(vec![
@@ -173,19 +198,6 @@ async fn nul_characters_are_rejected_and_nothing_is_written() {
             .await,
         &stream,
     );
-    // In a snapshot.
-    assert_rejected(
-        store
-            .save_snapshot(Snapshot {
-                stream_id: stream.clone(),
-                version: Version(1),
-                snapshot_version: 1,
-                state: Payload::from_value(&serde_json::json!({ "s": "\u{0}" })).expect("json"),
-                taken_at: SystemTime::now(),
-            })
-            .await,
-        &stream,
-    );
 
     for id in [&stream, &other] {
         assert_eq!(store.stream_version(id).await.expect("version"), Version(0));
@@ -195,7 +207,6 @@ async fn nul_characters_are_rejected_and_nothing_is_written() {
             .expect("read")
             .is_empty());
     }
-    assert_eq!(store.load_snapshot(&stream).await.expect("load"), None);
 
     // The store works on afterwards.
     store

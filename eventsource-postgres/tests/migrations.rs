@@ -23,7 +23,11 @@ async fn migrate_twice_is_a_no_op() {
     let applied: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(
         applied,
-        [(1, "initial".to_owned()), (2, "drop_streams".to_owned())]
+        [
+            (1, "initial".to_owned()),
+            (2, "drop_streams".to_owned()),
+            (3, "json_bodies".to_owned())
+        ]
     );
 }
 
@@ -58,7 +62,7 @@ async fn concurrent_migrations_from_several_stores() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 2, "each migration is recorded once");
+    assert_eq!(count, 3, "each migration is recorded once");
 
     // All the stores work on the one schema.
     let stream = StreamId::new("shared-1").expect("id");

@@ -47,7 +47,7 @@ impl Payload {
     }
 
     /// Wraps JSON text read back from storage that only ever holds valid JSON (PostgreSQL's
-    /// `jsonb`, for example), without checking it again. Text that is not JSON is not unsafe:
+    /// `json` and `jsonb` columns, for example), without checking it again. Text that is not JSON is not unsafe:
     /// it fails to decode later, with [`DecodeError::Body`].
     pub fn from_stored_json(json: String) -> Self {
         Payload(json.into_boxed_str())
