@@ -329,7 +329,10 @@ Notes:
   statement), the table `events(position bigserial primary key, stream_id, version,
   event_type, payload jsonb, unique(stream_id, version))`. The command loop SELECTs the stream,
   decodes each row with serde_json into the state, decides, and INSERTs one row whose
-  version the unique key checks. \"INSERT only\" skips the load.
+  version the unique key checks. \"INSERT only\" skips the load. The rows \"json column\"
+  run W3 and W4 again on the same table with `payload json`, the type eventsource stores
+  bodies in (kept as written, no conversion on reads; `jsonb` is rebuilt into text on every
+  read): they show what the column type alone is worth, and are not the reference.
 ";
 
 #[cfg(test)]

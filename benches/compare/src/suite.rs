@@ -376,11 +376,13 @@ impl Suite {
         eprintln!("raw SQL");
         let started = async {
             let url = server.fresh_database("raw").await?;
-            raw::create_schema(&url).await?;
-            let bank = Arc::new(raw::RawBank::connect(&url).await?);
+            raw::create_schema(&url, raw::Body::Jsonb).await?;
+            let bank = Arc::new(raw::RawBank::connect(&url, raw::Body::Jsonb).await?);
             let mut writers = Vec::with_capacity(self.counts.w2_writers);
             for _ in 0..self.counts.w2_writers {
-                writers.push(Arc::new(raw::RawBank::connect(&url).await?));
+                writers.push(Arc::new(
+                    raw::RawBank::connect(&url, raw::Body::Jsonb).await?,
+                ));
             }
             Ok::<_, crate::BoxError>((url, bank, writers))
         }
@@ -433,6 +435,51 @@ impl Suite {
             Kind::Raw,
             |run| raw::copy(url, counts, run),
         )
+        .await;
+        self.raw_json(server).await;
+    }
+
+    /// Raw SQL's W3 and W4 again with a `json` payload column, as eventsource stores bodies:
+    /// what the column type alone is worth. Not a reference.
+    async fn raw_json(&mut self, server: &mut Server) {
+        const LOAD: &str = "raw SQL, json column: SELECT + decode (not the reference)";
+        const MULTI_ROW: &str = "raw SQL, json column: multi-row INSERT (not the reference)";
+        eprintln!("raw SQL, json column");
+        let started = async {
+            let url = server.fresh_database("raw_json").await?;
+            raw::create_schema(&url, raw::Body::Json).await?;
+            let bank = raw::RawBank::connect(&url, raw::Body::Json).await?;
+            Ok::<_, crate::BoxError>((url, bank))
+        }
+        .await;
+        let (url, bank) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                let reason = error.to_string();
+                for (workload, name) in [
+                    (Workload::W3Long, LOAD),
+                    (Workload::W3Short, LOAD),
+                    (Workload::W4, MULTI_ROW),
+                ] {
+                    self.unavailable(workload, name, Kind::Raw, &reason);
+                }
+                return;
+            }
+        };
+        let counts = self.counts;
+        let counts = &counts;
+        self.loads(
+            LOAD,
+            Kind::Raw,
+            &bank,
+            &bank,
+            Workload::W3Long,
+            Workload::W3Short,
+        )
+        .await;
+        self.measure(Workload::W4, MULTI_ROW, Kind::Raw, |run| {
+            raw::multi_row_insert(&url, counts, run)
+        })
         .await;
     }
 

@@ -15,23 +15,51 @@ use crate::bank::{per_second, Account, AccountError, Bank, Counts, AMOUNT};
 use crate::server::connect;
 use crate::Result;
 
-/// The hand-written table.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE events (
+/// The type of the hand-written table's `payload` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// `jsonb`: what a hand-written event table usually holds; the reference.
+    Jsonb,
+    /// `json`, as eventsource stores bodies: shows what the column type alone is worth.
+    Json,
+}
+
+impl Body {
+    fn sql(self) -> &'static str {
+        match self {
+            Body::Jsonb => "jsonb",
+            Body::Json => "json",
+        }
+    }
+}
+
+/// The hand-written table, its payload column of type `body`.
+fn schema(body: Body) -> String {
+    format!(
+        "CREATE TABLE events (
     position bigserial PRIMARY KEY,
     stream_id text NOT NULL,
     version bigint NOT NULL,
     event_type text NOT NULL,
-    payload jsonb NOT NULL,
+    payload {} NOT NULL,
     UNIQUE (stream_id, version)
-)";
+)",
+        body.sql()
+    )
+}
 
 const SELECT_STREAM: &str =
     "SELECT version, event_type, payload::text FROM events WHERE stream_id = $1 ORDER BY version";
 const INSERT_ONE: &str =
     "INSERT INTO events (stream_id, version, event_type, payload) VALUES ($1, $2, $3, $4)";
-const INSERT_UNNEST: &str = "INSERT INTO events (stream_id, version, event_type, payload) \
-     SELECT $1, v, t, p::jsonb FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e(v, t, p)";
+/// The multi-event INSERT of the command loop, for a payload column of type `body`.
+fn insert_unnest(body: Body) -> String {
+    format!(
+        "INSERT INTO events (stream_id, version, event_type, payload) \
+         SELECT $1, v, t, p::{} FROM unnest($2::bigint[], $3::text[], $4::text[]) AS e(v, t, p)",
+        body.sql()
+    )
+}
 const COPY_IN: &str =
     "COPY events (stream_id, version, event_type, payload) FROM STDIN (FORMAT binary)";
 
@@ -63,20 +91,21 @@ pub(crate) struct RawBank {
     insert_unnest: Statement,
 }
 
-/// Creates the table in the empty database at `url`.
-pub(crate) async fn create_schema(url: &str) -> Result<()> {
-    connect(url).await?.batch_execute(SCHEMA).await?;
+/// Creates the table, its payload column of type `body`, in the empty database at `url`.
+pub(crate) async fn create_schema(url: &str, body: Body) -> Result<()> {
+    connect(url).await?.batch_execute(&schema(body)).await?;
     Ok(())
 }
 
 impl RawBank {
-    /// Connects to `url`, whose table exists, and prepares the statements.
-    pub(crate) async fn connect(url: &str) -> Result<RawBank> {
+    /// Connects to `url`, whose table (payload column of type `body`) exists, and prepares
+    /// the statements.
+    pub(crate) async fn connect(url: &str, body: Body) -> Result<RawBank> {
         let client = connect(url).await?;
         Ok(RawBank {
             select_stream: client.prepare(SELECT_STREAM).await?,
             insert_one: client.prepare(INSERT_ONE).await?,
-            insert_unnest: client.prepare(INSERT_UNNEST).await?,
+            insert_unnest: client.prepare(&insert_unnest(body)).await?,
             client,
         })
     }
@@ -196,7 +225,7 @@ impl Bank for RawBank {
 /// Raw (b), one writer: `w1_commands` single-row INSERTs round-robin over `w1_accounts`
 /// streams, with no load (the writer trusts its own count of versions). Commands per second.
 pub(crate) async fn insert_only_w1(url: &str, counts: &Counts, run: usize) -> Result<f64> {
-    let bank = RawBank::connect(url).await?;
+    let bank = RawBank::connect(url, Body::Jsonb).await?;
     let streams = counts.w1_accounts;
     let start = Instant::now();
     for n in 0..counts.w1_commands {
@@ -213,7 +242,7 @@ pub(crate) async fn insert_only_w1(url: &str, counts: &Counts, run: usize) -> Re
 pub(crate) async fn insert_only_w2(url: &str, counts: &Counts, run: usize) -> Result<f64> {
     let mut banks = Vec::with_capacity(counts.w2_writers);
     for _ in 0..counts.w2_writers {
-        banks.push(Arc::new(RawBank::connect(url).await?));
+        banks.push(Arc::new(RawBank::connect(url, Body::Jsonb).await?));
     }
     let streams = counts.w2_accounts_per_writer;
     let per_writer = counts.w2_commands_per_writer;
