@@ -35,9 +35,9 @@
 //!
 //! - `events`: `position` (identity), `tx_id` (`xid8`, the writing transaction), `stream_id`,
 //!   `version`, `event_id` (unique), `event_type`, `schema_version`, `payload` and `metadata`
-//!   (`json`: kept as written, read back without conversion), `recorded_at`; unique `(stream_id, version)`; an index on `(tx_id, position)`.
-//!   A trigger rejects every UPDATE, DELETE and TRUNCATE of it. A stream's version is its
-//!   last event's.
+//!   (`json`: kept as written, read back without conversion), `recorded_at`; primary key
+//!   `(tx_id, position)`, the global log's order; unique `(stream_id, version)`. A trigger
+//!   rejects every UPDATE, DELETE and TRUNCATE of it. A stream's version is its last event's.
 //! - `snapshots`: the latest snapshot of each stream.
 //! - `checkpoints`: where named readers are in the global log.
 //!

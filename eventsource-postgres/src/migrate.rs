@@ -33,10 +33,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "json_bodies",
         sql: include_str!("../migrations/0003_json_bodies.sql"),
     },
+    Migration {
+        version: 4,
+        name: "log_key",
+        sql: include_str!("../migrations/0004_log_key.sql"),
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 3;
+pub(crate) const LATEST: u32 = 4;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.
