@@ -7,6 +7,7 @@
 //! To count instructions, run the built binary under callgrind with `COMMANDS=<n>` to set the
 //! number of W1 commands.
 
+use std::convert::Infallible;
 use std::time::Instant;
 
 use eventsource::prelude::*;
@@ -32,19 +33,8 @@ enum AccountCommand {
     DepositMany { count: u32, amount: u64 },
 }
 
-#[derive(Debug, PartialEq)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl std::error::Error for Never {}
-
 #[derive(Debug, Clone, Default, Aggregate)]
-#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Never)]
+#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Infallible)]
 struct Account {
     balance: u64,
 }
@@ -56,17 +46,17 @@ impl Account {
         self.balance += amount;
     }
 
-    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Never> {
+    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Infallible> {
         Ok(vec![AccountEvent::Opened {
             owner: owner.to_owned(),
         }])
     }
 
-    fn deposit(&self, amount: &u64) -> Result<Vec<AccountEvent>, Never> {
+    fn deposit(&self, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
         Ok(vec![AccountEvent::Deposited { amount: *amount }])
     }
 
-    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Never> {
+    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
         Ok((0..*count)
             .map(|_| AccountEvent::Deposited { amount: *amount })
             .collect())

@@ -113,6 +113,18 @@ impl MemoryEventStore {
 }
 
 impl Log {
+    /// The indexes of up to `limit` events of `stream` from version `from` on.
+    fn stream_slice(&self, stream: &StreamId, from: Version, limit: usize) -> &[usize] {
+        let Some(indexes) = self.streams.get(stream) else {
+            return &[];
+        };
+        let start = usize::try_from(from.0.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(indexes.len());
+        let end = start.saturating_add(limit).min(indexes.len());
+        &indexes[start..end]
+    }
+
     fn version(&self, stream: &StreamId) -> Version {
         Version(self.streams.get(stream).map_or(0, |s| s.len() as u64))
     }
@@ -282,14 +294,8 @@ impl EventStore for MemoryEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.read();
-        let Some(indexes) = log.streams.get(stream) else {
-            return Ok(Vec::new());
-        };
-        let start = usize::try_from(from.0.saturating_sub(1))
-            .unwrap_or(usize::MAX)
-            .min(indexes.len());
-        let end = start.saturating_add(limit).min(indexes.len());
-        Ok(indexes[start..end]
+        Ok(log
+            .stream_slice(stream, from, limit)
             .iter()
             .map(|&i| log.events[i].clone())
             .collect())
@@ -305,15 +311,8 @@ impl EventStore for MemoryEventStore {
         visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
     ) -> Result<usize, StoreError> {
         let log = self.read();
-        let Some(indexes) = log.streams.get(stream) else {
-            return Ok(0);
-        };
-        let start = usize::try_from(from.0.saturating_sub(1))
-            .unwrap_or(usize::MAX)
-            .min(indexes.len());
-        let end = start.saturating_add(limit).min(indexes.len());
         let mut visited = 0;
-        for &i in &indexes[start..end] {
+        for &i in log.stream_slice(stream, from, limit) {
             visited += 1;
             if visit(ReplayedEvent::of(&log.events[i])).is_break() {
                 break;

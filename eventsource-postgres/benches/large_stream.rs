@@ -13,6 +13,7 @@ use eventsource::prelude::*;
 use eventsource::{Checkpoint, NewEvent, Payload};
 use eventsource_postgres::testing::fresh_store;
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 const EVENTS: u64 = 1_000_000;
 const PER_APPEND: u64 = 1_000;
@@ -27,19 +28,8 @@ enum MeterEvent {
 #[command(aggregate = Meter)]
 enum MeterCommand {}
 
-#[derive(Debug)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl std::error::Error for Never {}
-
 #[derive(Debug, Clone, Default, Aggregate)]
-#[aggregate(event = MeterEvent, command = MeterCommand, error = Never)]
+#[aggregate(event = MeterEvent, command = MeterCommand, error = Infallible)]
 struct Meter {
     readings: u64,
     total: u64,

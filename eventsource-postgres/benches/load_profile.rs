@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use eventsource::prelude::*;
 use eventsource_postgres::testing::fresh_store;
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 const EVENTS: u32 = 10_000;
 const RUNS: usize = 20;
@@ -30,19 +31,8 @@ enum AccountCommand {
     DepositMany { count: u32, amount: u64 },
 }
 
-#[derive(Debug)]
-struct Never;
-
-impl std::fmt::Display for Never {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("never")
-    }
-}
-
-impl std::error::Error for Never {}
-
 #[derive(Debug, Clone, Default, Aggregate)]
-#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Never)]
+#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Infallible)]
 struct Account {
     balance: u64,
 }
@@ -54,13 +44,13 @@ impl Account {
         self.balance += amount;
     }
 
-    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Never> {
+    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Infallible> {
         Ok(vec![AccountEvent::Opened {
             owner: owner.to_owned(),
         }])
     }
 
-    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Never> {
+    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
         Ok((0..*count)
             .map(|_| AccountEvent::Deposited { amount: *amount })
             .collect())
