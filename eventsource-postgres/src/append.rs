@@ -40,6 +40,13 @@ pub(crate) struct Encoded<'a> {
     metadata: Vec<String>,
 }
 
+impl Encoded<'_> {
+    /// Whether the append has events to write.
+    pub(crate) fn writes(&self) -> bool {
+        !self.ids.is_empty()
+    }
+}
+
 /// Checks a multi-stream append as the memory store does (a stream named twice, an event id
 /// given twice) and encodes each stream's events.
 pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, StoreError> {
@@ -200,11 +207,7 @@ async fn run<C: GenericClient + Sync>(
     let row = match row {
         Ok(row) => row,
         Err(error) => {
-            let stale = error.as_db_error().is_some_and(|db| {
-                *db.code() == SqlState::UNIQUE_VIOLATION
-                    && db.constraint() == Some(STREAM_VERSION_KEY)
-            });
-            if stale {
+            if is_stale(&error) {
                 return Ok(Ran::Stale);
             }
             return Err(classify(&e.append.stream_id, error));
@@ -231,6 +234,73 @@ async fn run<C: GenericClient + Sync>(
         stream_version: Version(current.0 + count),
         last_position,
     }))
+}
+
+/// The fast path of one stream's append of at least one event, in its own transaction, with
+/// notifications after commit: runs the lean statement ([`crate::sql`]'s `append_written`).
+/// `None` when it wrote nothing (the caller then takes the slow path, which finds out why).
+pub(crate) async fn fast_written<C: GenericClient + Sync>(
+    client: &C,
+    statement: &Statement,
+    e: &Encoded<'_>,
+) -> Result<Option<AppendResult>, Failed> {
+    let stream = e.append.stream_id.as_str();
+    let rows = client
+        .query(
+            statement,
+            &[
+                &stream,
+                &e.kind,
+                &e.exact,
+                &e.ids,
+                &e.types,
+                &e.schema_versions,
+                &e.payloads,
+                &e.metadata,
+            ],
+        )
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            if is_stale(&error) {
+                return Ok(None);
+            }
+            return Err(classify(&e.append.stream_id, error));
+        }
+    };
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    if rows.len() != e.ids.len() {
+        return Err(Failed::Store(StoreError::backend(format!(
+            "internal error: the append statement wrote {} of {} events",
+            rows.len(),
+            e.ids.len()
+        ))));
+    }
+    let mut first = u64::MAX;
+    let mut last = 0;
+    let mut last_position = 0;
+    for row in &rows {
+        let version = unsigned(row.try_get(0)?, "version")?;
+        first = first.min(version);
+        last = last.max(version);
+        last_position = last_position.max(unsigned(row.try_get(1)?, "position")?);
+    }
+    Ok(Some(AppendResult {
+        first_version: Version(first),
+        stream_version: Version(last),
+        last_position: Some(Position(last_position)),
+    }))
+}
+
+/// Whether `error` is the `(stream_id, version)` key refusing an event: the version read was
+/// stale (an append committed after the statement's snapshot was taken).
+fn is_stale(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(STREAM_VERSION_KEY)
+    })
 }
 
 /// The indexes of `encoded` in stream id order: every multi-stream append locks its streams in

@@ -22,6 +22,9 @@ pub(crate) const EXPECT_EXACT: i32 = 3;
 #[derive(Debug)]
 pub(crate) struct Sql {
     pub(crate) append: String,
+    /// The append of one stream in its own transaction, at least one event, notifications
+    /// after commit: the common case, in a leaner statement.
+    pub(crate) append_written: String,
     pub(crate) stream_version: String,
     pub(crate) events_by_id: String,
     pub(crate) read_stream: String,
@@ -45,6 +48,7 @@ impl Sql {
         let s = format!("\"{schema}\"");
         Sql {
             append: append(&s),
+            append_written: append_written(&s),
             // A stream's version is its last event's; no row for a stream with no event.
             stream_version: format!(
                 "SELECT version FROM {s}.events WHERE stream_id = $1::text \
@@ -111,6 +115,34 @@ impl Sql {
             ),
         }
     }
+}
+
+/// The common append, leaner than [`append`]: one `INSERT` whose rows come from the stream's
+/// turn (the same `stream_turn` call, evaluated once) joined with the events, kept only when
+/// the version read matches the expected version. It returns one row per event written
+/// (version, position), and none when the version did not match: the caller then takes the
+/// slow path, which runs [`append`] to learn why. It needs at least one event (no rows would
+/// be ambiguous) and sends no notification.
+fn append_written(s: &str) -> String {
+    format!(
+        "WITH current AS MATERIALIZED (
+    SELECT {s}.stream_turn($1::text) AS version
+)
+INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1::text, current.version + e.ord,
+       e.event_id, e.event_type, e.schema_version, e.payload::json, e.metadata::json
+FROM current,
+     unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
+         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+WHERE CASE $2::int4
+    WHEN {EXPECT_NO_STREAM} THEN current.version = 0
+    WHEN {EXPECT_STREAM_EXISTS} THEN current.version > 0
+    WHEN {EXPECT_EXACT} THEN current.version = $3::int8
+    ELSE true
+END
+ORDER BY e.ord
+RETURNING version, position"
+    )
 }
 
 /// The append of one stream, in one statement (one round trip):

@@ -58,6 +58,7 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Hot {
     Append,
+    AppendWritten,
     Replay,
 }
 
@@ -363,6 +364,7 @@ impl PgEventStore {
     ) -> Result<Statement, StoreError> {
         let sql = match hot {
             Hot::Append => &self.inner.sql.append,
+            Hot::AppendWritten => &self.inner.sql.append_written,
             Hot::Replay => &self.inner.sql.replay_stream,
         };
         let Some(cache) = &self.inner.hot else {
@@ -419,15 +421,22 @@ impl EventStore for PgEventStore {
         }
         let inner = &*self.inner;
         let mut client = self.client().await?;
-        let statement = self.hot_statement(&client, Hot::Append).await?;
         let channel = match inner.config.notifications {
             Notifications::InTransaction => Some(inner.channel.as_str()),
             Notifications::AfterCommit => None,
         };
-        let fast = if encoded.len() == 1 {
+        let fast = if encoded.len() == 1 && channel.is_none() && encoded[0].writes() {
+            // The common case: one lean statement, its own transaction, one round trip.
+            let statement = self.hot_statement(&client, Hot::AppendWritten).await?;
+            append::fast_written(&**client, &statement, &encoded[0])
+                .await
+                .map(|written| written.map(|result| vec![result]))
+        } else if encoded.len() == 1 {
             // One statement, its own transaction: one round trip.
+            let statement = self.hot_statement(&client, Hot::Append).await?;
             append::fast(&**client, &statement, channel, &encoded).await
         } else {
+            let statement = self.hot_statement(&client, Hot::Append).await?;
             let tx = client.transaction().await.map_err(PgError::from)?;
             append::lock_streams(&*tx, &inner.sql, &encoded).await?;
             let fast = append::fast(&*tx, &statement, channel, &encoded).await;
@@ -445,6 +454,7 @@ impl EventStore for PgEventStore {
         let results = match fast {
             Ok(Some(results)) => results,
             Ok(None) | Err(Failed::DuplicateId) => {
+                let statement = self.hot_statement(&client, Hot::Append).await?;
                 let pg: &mut tokio_postgres::Client = &mut client;
                 append::slow(pg, &statement, &inner.sql, channel, &encoded).await?
             }
