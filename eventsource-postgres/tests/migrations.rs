@@ -116,3 +116,104 @@ async fn invalid_schema_names_are_refused_before_any_sql() {
         );
     }
 }
+
+/// A schema created by the first release, with events in it, migrates to the latest one:
+/// every event reads back as written, versions continue, and the global log keeps its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_with_events_migrates_from_version_1() {
+    let config = fresh_config();
+    let url = TestCluster::shared().url().to_owned();
+    let quoted = format!("\"{}\"", config.schema);
+    let (client, connection) = eventsource_postgres::tokio_postgres::connect(
+        &url,
+        eventsource_postgres::tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect");
+    let connection = tokio::spawn(connection);
+    // The schema as version 1 left it, written the way version 1 appended.
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {quoted};
+             CREATE TABLE {quoted}.schema_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             {}
+             INSERT INTO {quoted}.schema_migrations (version, name) VALUES (1, 'initial');
+             INSERT INTO {quoted}.streams (stream_id, version) VALUES ('old-1', 2);
+             INSERT INTO {quoted}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+             VALUES ('old-1', 1, gen_random_uuid(), 'Opened', 1, '{{\"owner\": \"ann\"}}', '{{\"actor\": \"clerk\"}}'),
+                    ('old-1', 2, gen_random_uuid(), 'Deposited', 2, '{{\"amount\": 5}}', '{{}}');",
+            include_str!("../migrations/0001_initial.sql").replace("__SCHEMA__", &quoted)
+        ))
+        .await
+        .expect("a version-1 schema");
+    drop(client);
+    let _ = connection.await;
+
+    let store = PgEventStore::connect_with(&url, config)
+        .await
+        .expect("connect and migrate");
+    let stream = StreamId::new("old-1").expect("id");
+    assert_eq!(
+        store.stream_version(&stream).await.expect("version"),
+        Version(2)
+    );
+    let read = store
+        .read_stream(&stream, Version(1), 10)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 2);
+    assert_eq!(
+        read[0].payload.to_value().expect("json"),
+        serde_json::json!({ "owner": "ann" })
+    );
+    assert_eq!(read[0].metadata.actor.as_deref(), Some("clerk"));
+    assert_eq!(
+        (read[1].event_type.as_str(), read[1].schema_version),
+        ("Deposited", 2)
+    );
+
+    let appended = store
+        .append(
+            &stream,
+            ExpectedVersion::Exact(Version(2)),
+            vec![eventsource::NewEvent::new(
+                "Deposited",
+                2,
+                eventsource::Payload::from_json(r#"{"amount": 7}"#).expect("json"),
+            )],
+        )
+        .await
+        .expect("append after the migration");
+    assert_eq!(appended.stream_version, Version(3));
+    let stale = store
+        .append(
+            &stream,
+            ExpectedVersion::Exact(Version(2)),
+            vec![eventsource::NewEvent::new(
+                "Deposited",
+                2,
+                eventsource::Payload::from_json(r#"{"amount": 9}"#).expect("json"),
+            )],
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(eventsource::StoreError::Conflict {
+                actual: Version(3),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    let log: Vec<u64> = store
+        .read_all(eventsource::Checkpoint::START, 10)
+        .await
+        .expect("read_all")
+        .iter()
+        .map(|e| e.version.0)
+        .collect();
+    assert_eq!(log, [1, 2, 3]);
+}
