@@ -45,6 +45,11 @@ impl Encoded<'_> {
     pub(crate) fn writes(&self) -> bool {
         !self.ids.is_empty()
     }
+
+    /// Whether the append writes exactly one event.
+    pub(crate) fn is_one(&self) -> bool {
+        self.ids.len() == 1
+    }
 }
 
 /// Checks a multi-stream append as the memory store does (a stream named twice, an event id
@@ -237,29 +242,59 @@ async fn run<C: GenericClient + Sync>(
 }
 
 /// The fast path of one stream's append of at least one event, in its own transaction, with
-/// notifications after commit: runs the lean statement ([`crate::sql`]'s `append_written`).
-/// `None` when it wrote nothing (the caller then takes the slow path, which finds out why).
+/// notifications after commit: runs the lean statement ([`crate::sql`]'s `append_written`,
+/// or `append_one` for one event, as [`Encoded::is_one`] says). `None` when it wrote nothing
+/// (the caller then takes the slow path, which finds out why).
 pub(crate) async fn fast_written<C: GenericClient + Sync>(
     client: &C,
     statement: &Statement,
     e: &Encoded<'_>,
 ) -> Result<Option<AppendResult>, Failed> {
     let stream = e.append.stream_id.as_str();
-    let rows = client
-        .query(
-            statement,
-            &[
-                &stream,
-                &e.kind,
-                &e.exact,
-                &e.ids,
-                &e.types,
-                &e.schema_versions,
-                &e.payloads,
-                &e.metadata,
-            ],
-        )
-        .await;
+    let rows = match (
+        e.ids.first(),
+        e.types.first(),
+        e.schema_versions.first(),
+        e.payloads.first(),
+        e.metadata.first(),
+    ) {
+        (Some(id), Some(event_type), Some(schema_version), Some(payload), Some(metadata))
+            if e.is_one() =>
+        {
+            client
+                .query(
+                    statement,
+                    &[
+                        &stream,
+                        &e.kind,
+                        &e.exact,
+                        id,
+                        event_type,
+                        schema_version,
+                        payload,
+                        metadata,
+                    ],
+                )
+                .await
+        }
+        _ => {
+            client
+                .query(
+                    statement,
+                    &[
+                        &stream,
+                        &e.kind,
+                        &e.exact,
+                        &e.ids,
+                        &e.types,
+                        &e.schema_versions,
+                        &e.payloads,
+                        &e.metadata,
+                    ],
+                )
+                .await
+        }
+    };
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => {

@@ -25,6 +25,8 @@ pub(crate) struct Sql {
     /// The append of one stream in its own transaction, at least one event, notifications
     /// after commit: the common case, in a leaner statement.
     pub(crate) append_written: String,
+    /// [`Sql::append_written`] for exactly one event, from plain parameters instead of arrays.
+    pub(crate) append_one: String,
     pub(crate) stream_version: String,
     pub(crate) events_by_id: String,
     pub(crate) read_stream: String,
@@ -49,6 +51,7 @@ impl Sql {
         Sql {
             append: append(&s),
             append_written: append_written(&s),
+            append_one: append_one(&s),
             // A stream's version is its last event's; no row for a stream with no event.
             stream_version: format!(
                 "SELECT version FROM {s}.events WHERE stream_id = $1::text \
@@ -141,6 +144,26 @@ WHERE CASE $2::int4
     ELSE true
 END
 ORDER BY e.ord
+RETURNING version, position"
+    )
+}
+
+/// [`append_written`] for exactly one event: the same parameters, each a plain value instead
+/// of a one-element array, so neither side builds or takes apart an array.
+fn append_one(s: &str) -> String {
+    format!(
+        "WITH current AS MATERIALIZED (
+    SELECT {s}.stream_turn($1::text) AS version
+)
+INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1::text, current.version + 1, $4::uuid, $5::text, $6::int4, $7::text::json, $8::text::json
+FROM current
+WHERE CASE $2::int4
+    WHEN {EXPECT_NO_STREAM} THEN current.version = 0
+    WHEN {EXPECT_STREAM_EXISTS} THEN current.version > 0
+    WHEN {EXPECT_EXACT} THEN current.version = $3::int8
+    ELSE true
+END
 RETURNING version, position"
     )
 }

@@ -59,6 +59,7 @@ struct Inner {
 enum Hot {
     Append,
     AppendWritten,
+    AppendOne,
     Replay,
 }
 
@@ -365,6 +366,7 @@ impl PgEventStore {
         let sql = match hot {
             Hot::Append => &self.inner.sql.append,
             Hot::AppendWritten => &self.inner.sql.append_written,
+            Hot::AppendOne => &self.inner.sql.append_one,
             Hot::Replay => &self.inner.sql.replay_stream,
         };
         let Some(cache) = &self.inner.hot else {
@@ -427,7 +429,12 @@ impl EventStore for PgEventStore {
         };
         let fast = if encoded.len() == 1 && channel.is_none() && encoded[0].writes() {
             // The common case: one lean statement, its own transaction, one round trip.
-            let statement = self.hot_statement(&client, Hot::AppendWritten).await?;
+            let hot = if encoded[0].is_one() {
+                Hot::AppendOne
+            } else {
+                Hot::AppendWritten
+            };
+            let statement = self.hot_statement(&client, hot).await?;
             append::fast_written(&**client, &statement, &encoded[0])
                 .await
                 .map(|written| written.map(|result| vec![result]))
