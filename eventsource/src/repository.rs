@@ -267,9 +267,10 @@ impl<A: Clone> StateCache<A> {
     }
 }
 
-/// How many events one read fetches when a repository loads a stream, by default: large
-/// enough that a long stream costs few round trips, small enough to bound memory.
-pub const DEFAULT_LOAD_BATCH_SIZE: usize = 5_000;
+/// How many events one [`EventStore::replay_stream`] call hands over when a repository loads
+/// a stream, by default. Stores stream, lend or page through the events of a replay, so this
+/// bounds round trips, not memory: one round trip for any stream up to this long.
+pub const DEFAULT_LOAD_BATCH_SIZE: usize = 100_000;
 
 /// How many aggregate states a repository keeps by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -339,7 +340,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self
     }
 
-    /// Sets how many events one read fetches when loading.
+    /// Sets how many events one [`EventStore::replay_stream`] call hands over when loading.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
@@ -612,6 +613,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let unknown = self.unknown;
         loop {
             let from = loaded.version.next();
+            // A load up to a version asks for no more than that: events past it would be read
+            // (and a store that streams them would send them) only to be dropped.
+            let limit = match until {
+                Some(Until::Version(v)) if v < from => return Ok(()),
+                Some(Until::Version(v)) => usize::try_from(v.0 - from.0 + 1)
+                    .unwrap_or(usize::MAX)
+                    .min(self.batch_size),
+                _ => self.batch_size,
+            };
             let mut failed = None;
             let mut reached_until = false;
             let mut visit = |event: ReplayedEvent<'_>| {
@@ -641,12 +651,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             };
             let visited = self
                 .store
-                .replay_stream(id, from, self.batch_size, &mut visit)
+                .replay_stream(id, from, limit, &mut visit)
                 .await?;
             if let Some(error) = failed {
                 return Err(error);
             }
-            if reached_until || visited < self.batch_size {
+            if reached_until || visited < limit {
                 return Ok(());
             }
         }

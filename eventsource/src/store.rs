@@ -305,10 +305,12 @@ pub trait EventStore: Send + Sync {
     /// to `visit`, one at a time, with only what replaying them needs. Returns how many it
     /// handed over. `visit` stops the read early by returning [`ControlFlow::Break`].
     ///
-    /// This is how a [`Repository`](crate::Repository) loads an aggregate. The default reads
-    /// [`read_stream`](EventStore::read_stream) and lends out each event; a store overrides it
-    /// to skip what a replay does not use (event ids, metadata, positions) and to lend events
-    /// straight out of its buffers, without copying them.
+    /// This is how a [`Repository`](crate::Repository) loads an aggregate, so `limit` may be
+    /// large: an implementation must not hold `limit` events in memory at once. The default
+    /// pages through [`read_stream`](EventStore::read_stream) in batches of
+    /// [`DEFAULT_BATCH_SIZE`] and lends out each event; a store overrides it to skip what a
+    /// replay does not use (event ids, metadata, positions) and to lend events straight out of
+    /// its buffers, without copying them.
     async fn replay_stream(
         &self,
         stream: &StreamId,
@@ -316,12 +318,20 @@ pub trait EventStore: Send + Sync {
         limit: usize,
         visit: &mut (dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send),
     ) -> Result<usize, StoreError> {
-        let events = self.read_stream(stream, from, limit).await?;
         let mut visited = 0;
-        for event in &events {
-            visited += 1;
-            if visit(ReplayedEvent::of(event)).is_break() {
-                break;
+        let mut next = from;
+        while visited < limit {
+            let page = (limit - visited).min(DEFAULT_BATCH_SIZE);
+            let events = self.read_stream(stream, next, page).await?;
+            for event in &events {
+                visited += 1;
+                if visit(ReplayedEvent::of(event)).is_break() {
+                    return Ok(visited);
+                }
+            }
+            match events.last() {
+                Some(last) if events.len() == page => next = last.version.next(),
+                _ => break,
             }
         }
         Ok(visited)
