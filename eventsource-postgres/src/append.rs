@@ -17,6 +17,7 @@ use std::future::Future;
 
 use eventsource::{AppendResult, Position, StoreError, StreamAppend, StreamId, Version};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Statement};
 use uuid::Uuid;
 
@@ -251,7 +252,9 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
     e: &Encoded<'_>,
 ) -> Result<Option<AppendResult>, Failed> {
     let stream = e.append.stream_id.as_str();
-    let rows = match (
+    type Param<'p> = &'p (dyn ToSql + Sync);
+    // One event binds plain values (the `append_one` statement), more bind arrays.
+    let events: [Param<'_>; 5] = match (
         e.ids.first(),
         e.types.first(),
         e.schema_versions.first(),
@@ -261,40 +264,32 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
         (Some(id), Some(event_type), Some(schema_version), Some(payload), Some(metadata))
             if e.is_one() =>
         {
-            client
-                .query(
-                    statement,
-                    &[
-                        &stream,
-                        &e.kind,
-                        &e.exact,
-                        id,
-                        event_type,
-                        schema_version,
-                        payload,
-                        metadata,
-                    ],
-                )
-                .await
+            [id, event_type, schema_version, payload, metadata]
         }
-        _ => {
-            client
-                .query(
-                    statement,
-                    &[
-                        &stream,
-                        &e.kind,
-                        &e.exact,
-                        &e.ids,
-                        &e.types,
-                        &e.schema_versions,
-                        &e.payloads,
-                        &e.metadata,
-                    ],
-                )
-                .await
-        }
+        _ => [
+            &e.ids,
+            &e.types,
+            &e.schema_versions,
+            &e.payloads,
+            &e.metadata,
+        ],
     };
+    let [ids, types, schema_versions, payloads, metadata] = events;
+    let rows = client
+        .query(
+            statement,
+            &[
+                &stream,
+                &e.kind,
+                &e.exact,
+                ids,
+                types,
+                schema_versions,
+                payloads,
+                metadata,
+            ],
+        )
+        .await;
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => {

@@ -127,44 +127,50 @@ impl Sql {
 /// slow path, which runs [`append`] to learn why. It needs at least one event (no rows would
 /// be ambiguous) and sends no notification.
 fn append_written(s: &str) -> String {
-    format!(
-        "WITH current AS MATERIALIZED (
-    SELECT {s}.stream_turn($1::text) AS version
-)
-INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1::text, current.version + e.ord,
-       e.event_id, e.event_type, e.schema_version, e.payload::json, e.metadata::json
-FROM current,
-     unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
-         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-WHERE CASE $2::int4
-    WHEN {EXPECT_NO_STREAM} THEN current.version = 0
-    WHEN {EXPECT_STREAM_EXISTS} THEN current.version > 0
-    WHEN {EXPECT_EXACT} THEN current.version = $3::int8
-    ELSE true
-END
-ORDER BY e.ord
-RETURNING version, position"
+    lean_append(
+        s,
+        "current.version + e.ord, e.event_id, e.event_type, e.schema_version, \
+         e.payload::json, e.metadata::json",
+        "current, unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[]) \
+         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)",
+        "ORDER BY e.ord",
     )
 }
 
 /// [`append_written`] for exactly one event: the same parameters, each a plain value instead
 /// of a one-element array, so neither side builds or takes apart an array.
 fn append_one(s: &str) -> String {
+    lean_append(
+        s,
+        "current.version + 1, $4::uuid, $5::text, $6::int4, $7::text::json, $8::text::json",
+        "current",
+        "",
+    )
+}
+
+/// The lean append's statement, its rows made of `columns` (after the stream id) selected
+/// `from` the stream's turn (`current`) and the events, in `order`.
+fn lean_append(s: &str, columns: &str, from: &str, order: &str) -> String {
+    let matches = expected_matches("current.version");
     format!(
-        "WITH current AS MATERIALIZED (
-    SELECT {s}.stream_turn($1::text) AS version
-)
-INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1::text, current.version + 1, $4::uuid, $5::text, $6::int4, $7::text::json, $8::text::json
-FROM current
-WHERE CASE $2::int4
-    WHEN {EXPECT_NO_STREAM} THEN current.version = 0
-    WHEN {EXPECT_STREAM_EXISTS} THEN current.version > 0
-    WHEN {EXPECT_EXACT} THEN current.version = $3::int8
-    ELSE true
-END
-RETURNING version, position"
+        "WITH current AS MATERIALIZED (SELECT {s}.stream_turn($1::text) AS version) \
+         INSERT INTO {s}.events \
+             (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
+         SELECT $1::text, {columns} FROM {from} WHERE {matches} {order} \
+         RETURNING version, position"
+    )
+}
+
+/// Whether `version` matches the expected version: `$2` is the form's code, `$3` the exact
+/// version.
+fn expected_matches(version: &str) -> String {
+    format!(
+        "CASE $2::int4 \
+             WHEN {EXPECT_NO_STREAM} THEN {version} = 0 \
+             WHEN {EXPECT_STREAM_EXISTS} THEN {version} > 0 \
+             WHEN {EXPECT_EXACT} THEN {version} = $3::int8 \
+             ELSE true \
+         END"
     )
 }
 
@@ -193,17 +199,12 @@ RETURNING version, position"
 /// The result row: the version read, whether it matched, and the last position written (NULL
 /// when nothing was written).
 fn append(s: &str) -> String {
+    let matches = expected_matches("version");
     format!(
         "WITH current AS MATERIALIZED (
     SELECT {s}.stream_turn($1::text) AS version
 ), ok AS MATERIALIZED (
-    SELECT version FROM current
-    WHERE CASE $2::int4
-        WHEN {EXPECT_NO_STREAM} THEN version = 0
-        WHEN {EXPECT_STREAM_EXISTS} THEN version > 0
-        WHEN {EXPECT_EXACT} THEN version = $3::int8
-        ELSE true
-    END
+    SELECT version FROM current WHERE {matches}
 ), inserted AS (
     INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
     SELECT $1::text, ok.version + e.ord,

@@ -438,23 +438,24 @@ impl EventStore for PgEventStore {
             append::fast_written(&**client, &statement, &encoded[0])
                 .await
                 .map(|written| written.map(|result| vec![result]))
-        } else if encoded.len() == 1 {
-            // One statement, its own transaction: one round trip.
-            let statement = self.hot_statement(&client, Hot::Append).await?;
-            append::fast(&**client, &statement, channel, &encoded).await
         } else {
             let statement = self.hot_statement(&client, Hot::Append).await?;
-            let tx = client.transaction().await.map_err(PgError::from)?;
-            append::lock_streams(&*tx, &inner.sql, &encoded).await?;
-            let fast = append::fast(&*tx, &statement, channel, &encoded).await;
-            match fast {
-                Ok(Some(results)) => {
-                    tx.commit().await.map_err(PgError::from)?;
-                    Ok(Some(results))
-                }
-                other => {
-                    tx.rollback().await.map_err(PgError::from)?;
-                    other
+            if encoded.len() == 1 {
+                // One statement, its own transaction: one round trip.
+                append::fast(&**client, &statement, channel, &encoded).await
+            } else {
+                let tx = client.transaction().await.map_err(PgError::from)?;
+                append::lock_streams(&*tx, &inner.sql, &encoded).await?;
+                let fast = append::fast(&*tx, &statement, channel, &encoded).await;
+                match fast {
+                    Ok(Some(results)) => {
+                        tx.commit().await.map_err(PgError::from)?;
+                        Ok(Some(results))
+                    }
+                    other => {
+                        tx.rollback().await.map_err(PgError::from)?;
+                        other
+                    }
                 }
             }
         };
