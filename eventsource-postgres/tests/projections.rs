@@ -11,7 +11,7 @@ use eventsource::{
     stop_signal, Checkpoint, Envelope, Event, EventStore, EventStoreExt, ExpectedVersion,
     HandlerError, HandlerRetry, NewEvent, Payload, RunError, StreamId, UnknownEvents,
 };
-use eventsource_postgres::testing::{fresh_config, fresh_store_with};
+use eventsource_postgres::testing::fresh_store;
 use eventsource_postgres::tokio_postgres::Transaction;
 use eventsource_postgres::{PgEventStore, PgProjection, PgProjectionRunner};
 use serde::{Deserialize, Serialize};
@@ -66,10 +66,7 @@ impl PgProjection for Seen {
 }
 
 async fn setup() -> (PgEventStore, String) {
-    // Tests share one cluster, whose running transactions (another test's projection batch)
-    // hold the global log back for everyone: wait for them longer than the default, so a
-    // loaded machine does not cut a batch short.
-    let store = fresh_store_with(fresh_config().with_read_settle(Duration::from_secs(10))).await;
+    let store = fresh_store().await;
     let schema = format!("rm_{}", Uuid::new_v4().simple());
     let client = store.pool().get().await.unwrap();
     client
