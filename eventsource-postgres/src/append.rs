@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::config::PgError;
 use crate::rows::{signed, stream_id, unsigned};
-use crate::sql::{self, Sql};
+use crate::sql::{self, Numbering, Sql};
 
 /// How often the slow path starts over after a concurrent writer stored one of its event ids,
 /// or after its statement read a stale version.
@@ -50,6 +50,17 @@ impl Encoded<'_> {
     /// Whether the append writes exactly one event.
     pub(crate) fn is_one(&self) -> bool {
         self.ids.len() == 1
+    }
+
+    /// Which lean statement serves the append, by its expected version. An expected version
+    /// too large to number the events from (no stream gets there) goes to the statement that
+    /// reads the version, and so to a conflict, instead of an integer overflow.
+    pub(crate) fn numbering(&self) -> Numbering {
+        let count = i64::try_from(self.ids.len()).unwrap_or(i64::MAX);
+        if self.exact.checked_add(count).is_none() {
+            return Numbering::Read;
+        }
+        Numbering::of(self.kind)
     }
 }
 
@@ -243,8 +254,8 @@ async fn run<C: GenericClient + Sync>(
 }
 
 /// The fast path of one stream's append of at least one event, in its own transaction, with
-/// notifications after commit: runs the lean statement ([`crate::sql`]'s `append_written`,
-/// or `append_one` for one event, as [`Encoded::is_one`] says). `None` when it wrote nothing
+/// notifications after commit: runs the lean statement ([`crate::sql`]'s `lean_append`) that
+/// [`Encoded::numbering`] and [`Encoded::is_one`] pick. `None` when it wrote nothing
 /// (the caller then takes the slow path, which finds out why).
 pub(crate) async fn fast_written<C: GenericClient + Sync>(
     client: &C,
@@ -253,7 +264,7 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
 ) -> Result<Option<AppendResult>, Failed> {
     let stream = e.append.stream_id.as_str();
     type Param<'p> = &'p (dyn ToSql + Sync);
-    // One event binds plain values (the `append_one` statement), more bind arrays.
+    // One event binds plain values, more bind arrays.
     let events: [Param<'_>; 5] = match (
         e.ids.first(),
         e.types.first(),

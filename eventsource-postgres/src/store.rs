@@ -26,7 +26,7 @@ use crate::config::{Notifications, PgConfig, PgError};
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
 use crate::rows::{recorded_event, replayed_event, schema_version, signed, unsigned};
-use crate::sql::Sql;
+use crate::sql::{Numbering, Sql};
 
 /// How long a new connection may take unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,8 +58,8 @@ struct Inner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Hot {
     Append,
-    AppendWritten,
-    AppendOne,
+    /// A lean append ([`Sql::lean`]): its numbering, and whether it has exactly one event.
+    Lean(Numbering, bool),
     Replay,
 }
 
@@ -365,8 +365,7 @@ impl PgEventStore {
     ) -> Result<Statement, StoreError> {
         let sql = match hot {
             Hot::Append => &self.inner.sql.append,
-            Hot::AppendWritten => &self.inner.sql.append_written,
-            Hot::AppendOne => &self.inner.sql.append_one,
+            Hot::Lean(numbering, one) => &self.inner.sql.lean[numbering as usize][usize::from(one)],
             Hot::Replay => &self.inner.sql.replay_stream,
         };
         let Some(cache) = &self.inner.hot else {
@@ -429,11 +428,7 @@ impl EventStore for PgEventStore {
         };
         let fast = if encoded.len() == 1 && channel.is_none() && encoded[0].writes() {
             // The common case: one lean statement, its own transaction, one round trip.
-            let hot = if encoded[0].is_one() {
-                Hot::AppendOne
-            } else {
-                Hot::AppendWritten
-            };
+            let hot = Hot::Lean(encoded[0].numbering(), encoded[0].is_one());
             let statement = self.hot_statement(&client, hot).await?;
             append::fast_written(&**client, &statement, &encoded[0])
                 .await
