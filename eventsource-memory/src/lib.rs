@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, Position, RecordedEvent, ReplayedEvent, Snapshot,
-    StoreError, StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent,
+    ReplayedEvent, Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
 use foldhash::{HashMap, HashSet, HashSetExt};
 use tokio::sync::watch;
@@ -110,6 +110,18 @@ impl MemoryEventStore {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Wakes the subscribers waiting in [`wait_for_events`](EventStore::wait_for_events) after
+    /// commit `commit` wrote events. Call it after taking the write lock for that commit.
+    fn announce(&self, commit: u64) {
+        // With nobody waiting there is nobody to wake, and no wakeup is lost by skipping the
+        // send: a waiter subscribes before it takes the read lock to look at the log. If its
+        // look came after this commit, it saw the events; if before, the lock orders its
+        // subscription before this count.
+        if self.inner.commits.receiver_count() > 0 {
+            self.inner.commits.send_replace(commit);
+        }
+    }
 }
 
 impl Log {
@@ -130,27 +142,14 @@ impl Log {
     }
 
     /// Decides whether `append` is a retry, a write, or refused.
-    fn plan(
-        &self,
-        append: &StreamAppend,
-        ids_in_call: &mut HashSet<Uuid>,
-    ) -> Result<Plan, StoreError> {
-        let stream = &append.stream_id;
-        for event in &append.events {
-            if !ids_in_call.insert(event.event_id) {
-                return Err(StoreError::Rejected {
-                    stream: stream.clone(),
-                    reason: format!("event id {} appears twice in one append", event.event_id),
-                });
-            }
-        }
+    fn plan(&self, append: &StreamAppend) -> Result<Plan, StoreError> {
         if let Some(retry) = self.retry_of(append)? {
             return Ok(Plan::Retry(retry));
         }
-        let current = self.version(stream);
+        let current = self.version(&append.stream_id);
         if !append.expected.matches(current) {
             return Err(StoreError::Conflict {
-                stream: stream.clone(),
+                stream: append.stream_id.clone(),
                 expected: append.expected,
                 actual: current,
             });
@@ -188,13 +187,33 @@ impl Log {
         }))
     }
 
+    /// The number and the time of the next commit.
+    fn next_commit(&self) -> (u64, SystemTime) {
+        // Recorded times never go backwards, even if the wall clock does.
+        let now = SystemTime::now().max(
+            self.events
+                .last()
+                .map_or(SystemTime::UNIX_EPOCH, |e| e.recorded_at),
+        );
+        (self.commits + 1, now)
+    }
+
+    /// Carries out `plan` for `append`, as part of commit `commit` (from
+    /// [`next_commit`](Log::next_commit)), which counts once any of its appends writes an event.
     fn write(
         &mut self,
         append: StreamAppend,
-        current: Version,
+        plan: Plan,
         commit: u64,
         now: SystemTime,
     ) -> AppendResult {
+        let current = match plan {
+            Plan::Retry(result) => return result,
+            Plan::Write { current } => current,
+        };
+        if !append.events.is_empty() {
+            self.commits = commit;
+        }
         let indexes = self.streams.entry(append.stream_id.clone()).or_default();
         let mut version = current;
         let mut last_position = None;
@@ -226,6 +245,29 @@ impl Log {
     }
 }
 
+/// Refuses an event id that appears twice in one append call. Only a call of more than one
+/// event needs the set, so a one-event append allocates none.
+struct IdsInCall(Option<HashSet<Uuid>>);
+
+impl IdsInCall {
+    fn new(events: usize) -> Self {
+        IdsInCall((events > 1).then(|| HashSet::with_capacity(events)))
+    }
+
+    fn check(&mut self, append: &StreamAppend) -> Result<(), StoreError> {
+        let Some(ids) = &mut self.0 else {
+            return Ok(());
+        };
+        match append.events.iter().find(|e| !ids.insert(e.event_id)) {
+            Some(event) => Err(StoreError::Rejected {
+                stream: append.stream_id.clone(),
+                reason: format!("event id {} appears twice in one append", event.event_id),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 fn duplicate(recorded: &RecordedEvent) -> StoreError {
     StoreError::DuplicateEventId {
         event_id: recorded.event_id,
@@ -236,6 +278,31 @@ fn duplicate(recorded: &RecordedEvent) -> StoreError {
 
 #[async_trait]
 impl EventStore for MemoryEventStore {
+    /// One stream's append, without the lists a multi-stream append needs.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let append = StreamAppend {
+            stream_id: stream.clone(),
+            expected,
+            events,
+        };
+        let mut log = self.write();
+        IdsInCall::new(append.events.len()).check(&append)?;
+        let plan = log.plan(&append)?;
+        let (commit, now) = log.next_commit();
+        let result = log.write(append, plan, commit, now);
+        let wrote = log.commits == commit;
+        drop(log);
+        if wrote {
+            self.announce(commit);
+        }
+        Ok(result)
+    }
+
     async fn append_streams(
         &self,
         appends: Vec<StreamAppend>,
@@ -244,7 +311,7 @@ impl EventStore for MemoryEventStore {
 
         // Check everything before writing anything, so a refused append leaves no trace.
         let mut streams = HashSet::with_capacity(appends.len());
-        let mut ids = HashSet::new();
+        let mut ids = IdsInCall::new(appends.iter().map(|a| a.events.len()).sum());
         let mut plans = Vec::with_capacity(appends.len());
         for append in &appends {
             if !streams.insert(&append.stream_id) {
@@ -252,37 +319,21 @@ impl EventStore for MemoryEventStore {
                     stream: append.stream_id.clone(),
                 });
             }
-            plans.push(log.plan(append, &mut ids)?);
+            ids.check(append)?;
+            plans.push(log.plan(append)?);
         }
+        drop(streams);
 
-        let writes = appends
-            .iter()
-            .zip(&plans)
-            .any(|(append, plan)| matches!(plan, Plan::Write { .. }) && !append.events.is_empty());
-        let commit = if writes {
-            log.commits += 1;
-            log.commits
-        } else {
-            log.commits
-        };
-        // Recorded times never go backwards, even if the wall clock does.
-        let now = SystemTime::now().max(
-            log.events
-                .last()
-                .map_or(SystemTime::UNIX_EPOCH, |e| e.recorded_at),
-        );
-
+        let (commit, now) = log.next_commit();
         let results = appends
             .into_iter()
             .zip(plans)
-            .map(|(append, plan)| match plan {
-                Plan::Retry(result) => result,
-                Plan::Write { current } => log.write(append, current, commit, now),
-            })
+            .map(|(append, plan)| log.write(append, plan, commit, now))
             .collect();
+        let wrote = log.commits == commit;
         drop(log);
-        if writes {
-            self.inner.commits.send_replace(commit);
+        if wrote {
+            self.announce(commit);
         }
         Ok(results)
     }
