@@ -1,5 +1,6 @@
 //! The [`Event`] trait: how an event enum names, versions, encodes and decodes its variants.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::Serialize;
@@ -31,6 +32,14 @@ pub trait Event: Sized + Send + Sync + 'static {
     ) -> Result<Option<Self>, DecodeError>;
 }
 
+thread_local! {
+    /// The buffer [`Payload::from_value`] serializes into.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The largest [`SCRATCH`] buffer kept between payloads: a rare huge one is not held forever.
+const MAX_SCRATCH: usize = 64 * 1024;
+
 /// A JSON document: the stored body of an event.
 ///
 /// Kept as JSON text, so a store hands it to the decoder as it was written and an event of
@@ -55,7 +64,24 @@ impl Payload {
 
     /// Serializes `value` as JSON.
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(|json| Payload(json.into_boxed_str()))
+        // Serializing into a buffer kept per thread and copying the text out allocates once,
+        // at the exact size: `to_string` grows a fresh buffer, then shrinks it into the box.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                let written = serde_json::to_writer(&mut *buffer, value).and_then(|()| {
+                    std::str::from_utf8(&buffer)
+                        .map(|json| Payload(json.into()))
+                        .map_err(serde::ser::Error::custom)
+                });
+                if buffer.capacity() > MAX_SCRATCH {
+                    *buffer = Vec::new();
+                }
+                written
+            }
+            // Only a `Serialize` impl that encodes a payload itself gets here.
+            Err(_) => serde_json::to_string(value).map(|json| Payload(json.into_boxed_str())),
+        })
     }
 
     /// The JSON text.
@@ -175,4 +201,42 @@ impl DecodeError {
 pub trait Apply<E> {
     /// Changes the state by one event.
     fn apply(&mut self, event: &E);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Serialize, Serializer};
+
+    use super::Payload;
+
+    /// Encodes a payload of its own while it is being encoded.
+    struct Nested;
+
+    impl Serialize for Nested {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let inner = Payload::from_value(&[1, 2]).map_err(serde::ser::Error::custom)?;
+            serializer.serialize_str(inner.as_str())
+        }
+    }
+
+    #[test]
+    fn from_value_writes_what_serde_json_writes() -> Result<(), serde_json::Error> {
+        let big = "x".repeat(100_000);
+        for value in [
+            serde_json::json!({"a": 1, "b": "é"}),
+            serde_json::json!(big),
+        ] {
+            assert_eq!(
+                Payload::from_value(&value)?.as_str(),
+                serde_json::to_string(&value)?
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn from_value_encodes_a_payload_inside_a_payload() -> Result<(), serde_json::Error> {
+        assert_eq!(Payload::from_value(&Nested)?.as_str(), r#""[1,2]""#);
+        Ok(())
+    }
 }

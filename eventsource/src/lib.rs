@@ -11,6 +11,7 @@ mod repository;
 mod store;
 mod stream;
 mod subscription;
+mod turn;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
@@ -18,6 +18,7 @@ use crate::event::{DecodeError, EncodeError};
 use crate::metadata::Metadata;
 use crate::store::{EventStore, NewEvent, ReplayedEvent, Snapshot, StoreError};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
+use crate::turn::StreamTurns;
 
 /// An aggregate's state together with the stream version it reflects.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,48 +185,7 @@ pub struct Repository<A: Aggregate, S> {
     batch_size: usize,
     unknown: UnknownEvents,
     cache: StateCache<A>,
-    writers: StreamLocks,
-}
-
-/// One async lock per stream with a command in flight: commands on one stream in this process
-/// take turns instead of racing each other into conflicts. (Writers in other processes are
-/// still caught by the expected-version check.) An entry lives only while someone holds or
-/// waits for its lock.
-#[derive(Default)]
-struct StreamLocks(Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>);
-
-struct StreamTurn<'a> {
-    locks: &'a StreamLocks,
-    id: &'a StreamId,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl StreamLocks {
-    async fn turn<'a>(&'a self, id: &'a StreamId) -> StreamTurn<'a> {
-        let lock = {
-            let mut locks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(locks.entry(id.clone()).or_default())
-        };
-        let guard = Arc::clone(&lock).lock_owned().await;
-        StreamTurn {
-            locks: self,
-            id,
-            lock,
-            guard: Some(guard),
-        }
-    }
-}
-
-impl Drop for StreamTurn<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // Two references left: the map's and ours. Others only clone under the map's lock.
-        if Arc::strong_count(&self.lock) == 2 {
-            locks.remove(self.id);
-        }
-    }
+    writers: StreamTurns,
 }
 
 /// The latest known state of recently used streams. An entry is only ever a starting point:
@@ -309,7 +269,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 entries: Mutex::new(HashMap::default()),
                 capacity: DEFAULT_CACHE_CAPACITY,
             },
-            writers: StreamLocks::default(),
+            writers: StreamTurns::default(),
         }
     }
 
@@ -390,7 +350,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
         }
 
-        let _turn = self.writers.turn(id).await;
+        let _turn = self.writers.take(id).await;
         // A cached state is decided on as it is, without reading the stream first: the
         // append's expected version rejects the decision if another writer got in first, and
         // only then are the newer events read. That makes a command one round trip.
