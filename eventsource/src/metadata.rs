@@ -64,9 +64,14 @@ impl Metadata {
 
     /// Whether no field is set.
     pub fn is_empty(&self) -> bool {
-        self.correlation_id.is_none()
-            && self.causation_id.is_none()
-            && self.actor.is_none()
-            && self.headers.is_empty()
+        // Destructured, so a new field does not compile until it is counted here: the memory
+        // store keeps no metadata for an event whose metadata is empty.
+        let Metadata {
+            correlation_id,
+            causation_id,
+            actor,
+            headers,
+        } = self;
+        correlation_id.is_none() && causation_id.is_none() && actor.is_none() && headers.is_empty()
     }
 }
