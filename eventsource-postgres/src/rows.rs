@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use eventsource::{Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StreamId, Version};
+use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -25,14 +26,31 @@ pub(crate) fn stream_id(id: String) -> Result<StreamId, PgError> {
     StreamId::new(id).map_err(|e| PgError::decode("stream id", e))
 }
 
+/// A `json` column's text, borrowed from the row.
+///
+/// Selected as `json` rather than cast to `text`: the cast would convert every value on the
+/// server (out of `json`, into `text`), and in binary format a `json` value is its text as
+/// stored. (tokio-postgres reads `json` into a `&str` only through serde.)
+pub(crate) struct JsonText<'a>(pub(crate) &'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(JsonText(std::str::from_utf8(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON
+    }
+}
+
 /// An event row, selected with [`crate::sql`]'s event columns. `stream` is the stream the
 /// rows are known to belong to (a stream read): its id is then shared, not parsed again.
 pub(crate) fn recorded_event(
     row: &Row,
     stream: Option<&StreamId>,
 ) -> Result<RecordedEvent, PgError> {
-    let payload: String = row.try_get(7)?;
-    let metadata: String = row.try_get(8)?;
+    let JsonText(payload) = row.try_get(7)?;
+    let JsonText(metadata) = row.try_get(8)?;
     let id: &str = row.try_get(1)?;
     let stream_id = match stream {
         Some(known) if known.as_str() == id => known.clone(),
@@ -47,8 +65,8 @@ pub(crate) fn recorded_event(
         event_type: row.try_get(5)?,
         schema_version: schema_version(row.try_get(6)?)?,
         // A `json` column: checked to be JSON when it was stored.
-        payload: Payload::from_stored_json(payload),
-        metadata: serde_json::from_str::<Metadata>(&metadata)
+        payload: Payload::from_stored_json(payload.to_owned()),
+        metadata: serde_json::from_str::<Metadata>(metadata)
             .map_err(|e| PgError::decode("metadata", e))?,
         recorded_at: row.try_get::<_, SystemTime>(9)?,
     })
@@ -60,7 +78,7 @@ pub(crate) fn replayed_event(row: &Row) -> Result<ReplayedEvent<'_>, PgError> {
         version: Version(unsigned(row.try_get(0)?, "version")?),
         event_type: row.try_get(1)?,
         schema_version: schema_version(row.try_get(2)?)?,
-        payload: row.try_get(3)?,
+        payload: row.try_get::<_, JsonText<'_>>(3)?.0,
         recorded_at: row.try_get(4)?,
     })
 }

@@ -10,7 +10,7 @@
 /// and an `ORDER BY tx_id` would sort by the converted value instead of using the index.
 const EVENT_COLUMNS: &str =
     "event_id, stream_id, version, position, tx_id::text::int8 AS commit_id, \
-     event_type, schema_version, payload::text, metadata::text, recorded_at";
+     event_type, schema_version, payload, metadata, recorded_at";
 
 /// The codes of [`eventsource::ExpectedVersion`]'s forms, as the append statement takes them.
 pub(crate) const EXPECT_ANY: i32 = 0;
@@ -67,7 +67,7 @@ impl Sql {
             ),
             // What a replay needs, in the order [`crate::rows::replayed_event`] decodes it.
             replay_stream: format!(
-                "SELECT version, event_type, schema_version, payload::text, recorded_at \
+                "SELECT version, event_type, schema_version, payload, recorded_at \
                  FROM {s}.events WHERE stream_id = $1::text AND version >= $2::int8 \
                  ORDER BY version LIMIT $3::int8"
             ),
@@ -101,7 +101,7 @@ impl Sql {
                  WHERE old.version <= excluded.version"
             ),
             load_snapshot: format!(
-                "SELECT version, snapshot_version, state::text, taken_at FROM {s}.snapshots \
+                "SELECT version, snapshot_version, state, taken_at FROM {s}.snapshots \
                  WHERE stream_id = $1::text"
             ),
             save_checkpoint: format!(

@@ -25,7 +25,7 @@ use crate::append::{self, Failed};
 use crate::config::{Notifications, PgConfig, PgError};
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
-use crate::rows::{recorded_event, replayed_event, schema_version, signed, unsigned};
+use crate::rows::{recorded_event, replayed_event, schema_version, signed, unsigned, JsonText};
 use crate::sql::{Numbering, Sql};
 
 /// How long a new connection may take unless the URL says otherwise.
@@ -639,7 +639,7 @@ impl EventStore for PgEventStore {
             return Ok(None);
         };
         let decode = |row: &tokio_postgres::Row| -> Result<Snapshot, PgError> {
-            let state: String = row.try_get(2)?;
+            let JsonText(state) = row.try_get(2)?;
             Ok(Snapshot {
                 stream_id: stream.clone(),
                 version: Version(unsigned(row.try_get(0)?, "snapshot version")?),
