@@ -3,9 +3,10 @@
 //!
 //! The fast path runs the append statement ([`crate::sql`]) for each stream: in the common
 //! case that is the whole append, one round trip for one stream. When a statement writes
-//! nothing (the expected version does not match the version it read), fails on the
-//! `(stream_id, version)` key (it read a stale version: a concurrent append committed while it
-//! waited for the stream's turn) or finds an event id stored already, the work is rolled back
+//! nothing (the expected version does not match the version it read, or, for an exact expected
+//! version, is not stored), fails on the `(stream_id, version)` key (the stream is further
+//! along than it looked: a concurrent append committed while it waited for the stream's turn)
+//! or finds an event id stored already, the work is rolled back
 //! and the slow path decides, in a transaction: it takes the streams' turns first, so its
 //! statements read the versions their predecessors committed, looks the event ids up (an
 //! exact retry returns the stored result, any other reuse is
