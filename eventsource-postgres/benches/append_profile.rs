@@ -12,54 +12,18 @@
 //! `APPEND_PROFILE_STEP=<step>` so only that step runs. The server is the test cluster, so
 //! these times leave out most of the disk's share that a server with `fsync` on adds.
 
-use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use eventsource::prelude::*;
 use eventsource::{EventStore, Metadata, NewEvent};
 use eventsource_postgres::testing::fresh_store;
-use serde::{Deserialize, Serialize};
+
+use account::{Account, AccountCommand, AccountEvent};
+
+mod account;
 
 const ACCOUNTS: usize = 1_000;
 const COMMANDS: usize = 10_000;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
-#[event(apply = Account)]
-enum AccountEvent {
-    Opened { owner: String },
-    Deposited { amount: u64 },
-}
-
-#[derive(Debug, Command)]
-#[command(aggregate = Account)]
-enum AccountCommand {
-    Open { owner: String },
-    Deposit { amount: u64 },
-}
-
-#[derive(Debug, Clone, Default, Aggregate)]
-#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Infallible)]
-struct Account {
-    balance: u64,
-}
-
-impl Account {
-    fn opened(&mut self, _owner: &str) {}
-
-    fn deposited(&mut self, amount: &u64) {
-        self.balance += amount;
-    }
-
-    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Infallible> {
-        Ok(vec![AccountEvent::Opened {
-            owner: owner.to_owned(),
-        }])
-    }
-
-    fn deposit(&self, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
-        Ok(vec![AccountEvent::Deposited { amount: *amount }])
-    }
-}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -11,51 +11,14 @@ use std::time::{Duration, Instant};
 
 use eventsource::prelude::*;
 use eventsource_postgres::testing::fresh_store;
-use serde::{Deserialize, Serialize};
-use std::convert::Infallible;
+use serde::Deserialize;
+
+use account::{Account, AccountCommand};
+
+mod account;
 
 const EVENTS: u32 = 10_000;
 const RUNS: usize = 20;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
-#[event(apply = Account)]
-enum AccountEvent {
-    Opened { owner: String },
-    Deposited { amount: u64 },
-}
-
-#[derive(Debug, Command)]
-#[command(aggregate = Account)]
-enum AccountCommand {
-    Open { owner: String },
-    DepositMany { count: u32, amount: u64 },
-}
-
-#[derive(Debug, Clone, Default, Aggregate)]
-#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Infallible)]
-struct Account {
-    balance: u64,
-}
-
-impl Account {
-    fn opened(&mut self, _owner: &str) {}
-
-    fn deposited(&mut self, amount: &u64) {
-        self.balance += amount;
-    }
-
-    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Infallible> {
-        Ok(vec![AccountEvent::Opened {
-            owner: owner.to_owned(),
-        }])
-    }
-
-    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
-        Ok((0..*count)
-            .map(|_| AccountEvent::Deposited { amount: *amount })
-            .collect())
-    }
-}
 
 #[derive(Deserialize)]
 struct Amount {
