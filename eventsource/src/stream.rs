@@ -1,7 +1,7 @@
 //! Identity and ordering: stream ids, per-stream versions, global positions and the expected
 //! version an append is checked against.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 /// The most bytes a [`StreamId`] may hold.
@@ -36,12 +36,17 @@ impl StreamId {
                 max: MAX_STREAM_ID_LEN,
             });
         }
-        if let Some((index, character)) = id.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(InvalidStreamId::ControlCharacter {
-                id,
-                index,
-                character,
-            });
+        // Printable ASCII, the common case, holds no control character; only other text needs
+        // the scan by character.
+        let printable = id.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if !printable {
+            if let Some((index, character)) = id.char_indices().find(|(_, c)| c.is_control()) {
+                return Err(InvalidStreamId::ControlCharacter {
+                    id,
+                    index,
+                    character,
+                });
+            }
         }
         Ok(StreamId(id.into()))
     }
@@ -57,7 +62,15 @@ impl StreamId {
     pub fn for_aggregate<A: crate::Aggregate>(
         id: impl fmt::Display,
     ) -> Result<Self, InvalidStreamId> {
-        StreamId::new(format!("{}-{}", A::TYPE, id))
+        // Built in one buffer sized up front: `format!` grows its buffer as it goes, and this
+        // runs for nearly every command.
+        let mut text = String::with_capacity(A::TYPE.len() + 1 + 32);
+        text.push_str(A::TYPE);
+        text.push('-');
+        // Writing into a `String` cannot fail; a `Display` impl that reports an error anyway
+        // leaves what it wrote, which is then validated like any id.
+        let _ = write!(text, "{id}");
+        StreamId::new(text)
     }
 
     /// The id as a string slice.

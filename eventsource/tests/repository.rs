@@ -637,4 +637,27 @@ fn invalid_stream_ids_are_typed_errors() {
         StreamId::new("wallet-ünïcode ok").unwrap().as_str(),
         "wallet-ünïcode ok"
     );
+    // DEL is ASCII but not printable; U+0085 is a control character outside ASCII.
+    for (id, index, character) in [("wallet\u{7f}", 6, '\u{7f}'), ("ü-\u{85}x", 3, '\u{85}')] {
+        assert_eq!(
+            StreamId::new(id),
+            Err(InvalidStreamId::ControlCharacter {
+                id: id.to_owned(),
+                index,
+                character,
+            })
+        );
+    }
+    assert_eq!(
+        StreamId::for_aggregate::<Wallet>("ü 7").unwrap().as_str(),
+        "wallet-ü 7"
+    );
+    assert!(matches!(
+        StreamId::for_aggregate::<Wallet>("a\nb"),
+        Err(InvalidStreamId::ControlCharacter {
+            index: 8,
+            character: '\n',
+            ..
+        })
+    ));
 }
