@@ -26,8 +26,7 @@ use crate::config::PgError;
 use crate::rows::{signed, stream_id, unsigned};
 use crate::sql::{self, Numbering, Sql};
 
-/// How often the slow path starts over after a concurrent writer stored one of its event ids,
-/// or after its statement read a stale version.
+/// How often the slow path starts over after a concurrent writer stored one of its event ids.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// One stream's append, encoded as the statement's parameters.
@@ -472,9 +471,7 @@ pub(crate) async fn slow<B: Begin>(
         }
     }
     Err(StoreError::backend(format!(
-        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids, \
-         or the append runs in a transaction whose snapshot predates a concurrent append to the stream \
-         (REPEATABLE READ or SERIALIZABLE: retry the whole transaction)"
+        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids"
     )))
 }
 
@@ -550,8 +547,10 @@ async fn attempt<C: GenericClient + Sync>(
             Ok(Ran::Written(result)) => Ok(result),
             Ok(Ran::Mismatch(actual)) => Err(conflict(e, actual)),
             // The turn is held, so only a snapshot older than this statement (a caller's
-            // REPEATABLE READ transaction) reads a stale version: start over.
-            Ok(Ran::Stale) | Err(Failed::DuplicateId) => return Ok(Attempt::Again),
+            // REPEATABLE READ or SERIALIZABLE transaction) reads a stale version, and it
+            // would read the same one again: only a new transaction can append.
+            Ok(Ran::Stale) => return Ok(Attempt::Refused(stale_snapshot(e))),
+            Err(Failed::DuplicateId) => return Ok(Attempt::Again),
             Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
         };
         outcomes[index] = Some(outcome);
@@ -570,6 +569,15 @@ async fn attempt<C: GenericClient + Sync>(
         }
     }
     Ok(Attempt::Done(results))
+}
+
+/// The refusal of an append whose transaction's snapshot predates the stream's last append.
+fn stale_snapshot(e: &Encoded<'_>) -> StoreError {
+    StoreError::backend(format!(
+        "cannot append to stream {}: the transaction's snapshot predates the stream's last \
+         append (REPEATABLE READ or SERIALIZABLE isolation); retry the whole transaction",
+        e.append.stream_id
+    ))
 }
 
 fn conflict(e: &Encoded<'_>, actual: Version) -> StoreError {
