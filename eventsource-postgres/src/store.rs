@@ -235,6 +235,10 @@ impl PgEventStore {
     /// transaction id when it waits for a stream's turn can end up before, in the global log's
     /// order, an event of the same stream it waited for.
     ///
+    /// In a REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates the stream's
+    /// last append, the append cannot see the stream's version: it is refused with
+    /// [`StoreError::Backend`], and only a new transaction can append.
+    ///
     /// The append runs in a savepoint, so a refused append leaves `tx` usable. Until `tx`
     /// ends, readers of the global log see none of the events written after it started
     /// (see [`EventStore::read_all`]): keep such transactions short.
