@@ -26,7 +26,8 @@ use crate::config::PgError;
 use crate::rows::{signed, stream_id, unsigned};
 use crate::sql::{self, Numbering, Sql};
 
-/// How often the slow path starts over after a concurrent writer stored one of its event ids.
+/// How often the slow path starts over after a concurrent writer stored one of its event ids,
+/// or after it read a stale version in a transaction of its own under REPEATABLE READ.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// One stream's append, encoded as the statement's parameters.
@@ -408,6 +409,11 @@ pub(crate) async fn fast<C: GenericClient + Sync>(
 
 /// Something that starts a transaction: a connection, or a transaction (a savepoint).
 pub(crate) trait Begin: Send {
+    /// Whether each transaction begun takes snapshots of its own. A connection's do; a
+    /// savepoint shares its transaction's, so in a REPEATABLE READ or SERIALIZABLE transaction
+    /// an attempt that read a stale version would read the same one again.
+    const FRESH_SNAPSHOTS: bool;
+
     /// Starts a transaction (or a savepoint inside this transaction).
     fn begin(
         &mut self,
@@ -415,15 +421,31 @@ pub(crate) trait Begin: Send {
 }
 
 impl Begin for tokio_postgres::Client {
+    const FRESH_SNAPSHOTS: bool = true;
+
+    /// A READ COMMITTED transaction whatever the server's default: the slow path reads
+    /// versions after taking the streams' turns, which only a statement's own snapshot sees.
     fn begin(
         &mut self,
     ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send
     {
-        self.transaction()
+        read_committed(self)
     }
 }
 
+/// Starts a READ COMMITTED transaction on `client`, in one round trip like `BEGIN`.
+pub(crate) fn read_committed(
+    client: &mut tokio_postgres::Client,
+) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+}
+
 impl Begin for tokio_postgres::Transaction<'_> {
+    const FRESH_SNAPSHOTS: bool = false;
+
     fn begin(
         &mut self,
     ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send
@@ -440,6 +462,11 @@ enum Attempt {
     Refused(StoreError),
     /// A concurrent writer stored one of the event ids meanwhile: roll back and start over.
     Again,
+    /// A statement read a stream's version from a snapshot older than the stream's last
+    /// append (a REPEATABLE READ or SERIALIZABLE transaction that waited for the stream's
+    /// turn, or a caller's such transaction): start over if a new transaction gets a new
+    /// snapshot, else refuse with the error.
+    Stale(StoreError),
 }
 
 /// The slow path: decides the append in a transaction begun on `begin`, starting over when a
@@ -463,6 +490,12 @@ pub(crate) async fn slow<B: Begin>(
                 return Err(error);
             }
             Ok(Attempt::Again) => tx.rollback().await.map_err(PgError::from)?,
+            Ok(Attempt::Stale(error)) => {
+                tx.rollback().await.map_err(PgError::from)?;
+                if !B::FRESH_SNAPSHOTS {
+                    return Err(error);
+                }
+            }
             Err(error) => {
                 // The error is what matters; a failed rollback adds nothing to it.
                 let _ = tx.rollback().await;
@@ -471,7 +504,9 @@ pub(crate) async fn slow<B: Begin>(
         }
     }
     Err(StoreError::backend(format!(
-        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids"
+        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same \
+         event ids, or kept appending to the streams while a REPEATABLE READ or SERIALIZABLE \
+         transaction waited for their turn"
     )))
 }
 
@@ -546,10 +581,9 @@ async fn attempt<C: GenericClient + Sync>(
         let outcome = match run(client, statement, channel, e).await {
             Ok(Ran::Written(result)) => Ok(result),
             Ok(Ran::Mismatch(actual)) => Err(conflict(e, actual)),
-            // The turn is held, so only a snapshot older than this statement (a caller's
-            // REPEATABLE READ or SERIALIZABLE transaction) reads a stale version, and it
-            // would read the same one again: only a new transaction can append.
-            Ok(Ran::Stale) => return Ok(Attempt::Refused(stale_snapshot(e))),
+            // The turn is held, so only a snapshot older than this statement (a REPEATABLE
+            // READ or SERIALIZABLE transaction) reads a stale version.
+            Ok(Ran::Stale) => return Ok(Attempt::Stale(stale_snapshot(e))),
             Err(Failed::DuplicateId) => return Ok(Attempt::Again),
             Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
         };

@@ -443,9 +443,11 @@ impl EventStore for PgEventStore {
                 // One statement, its own transaction: one round trip.
                 append::fast(&**client, &statement, channel, &encoded).await
             } else {
-                let tx = client.transaction().await.map_err(PgError::from)?;
-                append::lock_streams(&*tx, &inner.sql, &encoded).await?;
-                let fast = append::fast(&*tx, &statement, channel, &encoded).await;
+                let tx = append::read_committed(&mut client)
+                    .await
+                    .map_err(PgError::from)?;
+                append::lock_streams(&tx, &inner.sql, &encoded).await?;
+                let fast = append::fast(&tx, &statement, channel, &encoded).await;
                 match fast {
                     Ok(Some(results)) => {
                         tx.commit().await.map_err(PgError::from)?;
