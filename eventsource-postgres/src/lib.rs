@@ -76,9 +76,9 @@
 //!
 //! # Features
 //!
-//! - `tls`: [`PgEventStore::connect_tls`] through `native-tls`. Any other connector works
+//! - `tls`: `PgEventStore::connect_tls` through `native-tls`. Any other connector works
 //!   with [`PgEventStore::connect_through`].
-//! - `testing`: [`testing`], a throwaway cluster and a fresh store per test.
+//! - `testing`: the `testing` module, a throwaway cluster and a fresh store per test.
 
 mod append;
 mod config;
