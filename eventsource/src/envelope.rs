@@ -24,6 +24,20 @@ pub enum UnknownEvents {
     Skip,
 }
 
+impl UnknownEvents {
+    /// `decoded` under this policy: an event of an unknown type becomes one to skip
+    /// (`Ok(None)`) when the policy is [`UnknownEvents::Skip`]; anything else stays as it is.
+    pub(crate) fn apply<E>(
+        self,
+        decoded: Result<Option<E>, DecodeError>,
+    ) -> Result<Option<E>, DecodeError> {
+        match decoded {
+            Err(DecodeError::UnknownType { .. }) if self == UnknownEvents::Skip => Ok(None),
+            other => other,
+        }
+    }
+}
+
 /// A decoded event with its place in the store and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<E> {
@@ -95,16 +109,14 @@ impl RecordedEvent {
         &self,
         unknown: UnknownEvents,
     ) -> Result<Option<E>, EventDecodeError> {
-        match E::decode(&self.event_type, self.schema_version, self.payload.as_str()) {
-            Ok(event) => Ok(event),
-            Err(DecodeError::UnknownType { .. }) if unknown == UnknownEvents::Skip => Ok(None),
-            Err(source) => Err(EventDecodeError {
+        unknown
+            .apply(self.decode::<E>())
+            .map_err(|source| EventDecodeError {
                 stream: self.stream_id.clone(),
                 version: self.version,
                 position: self.position,
                 source,
-            }),
-        }
+            })
     }
 
     /// Decodes the payload into an [`Envelope`]; see [`decode_as`](RecordedEvent::decode_as).

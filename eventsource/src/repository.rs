@@ -593,10 +593,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 if reached_until {
                     return ControlFlow::Break(());
                 }
-                match event.decode::<A::Event>() {
+                match unknown.apply(event.decode::<A::Event>()) {
                     Ok(Some(decoded)) => loaded.state.apply(&decoded),
                     Ok(None) => {}
-                    Err(DecodeError::UnknownType { .. }) if unknown == UnknownEvents::Skip => {}
                     Err(source) => {
                         failed = Some(RepositoryError::Decode {
                             stream: id.clone(),

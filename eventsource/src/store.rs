@@ -134,7 +134,7 @@ impl RecordedEvent {
     ///
     /// `Ok(None)` is an event of a type `E` declares as removed.
     pub fn decode<E: Event>(&self) -> Result<Option<E>, crate::event::DecodeError> {
-        E::decode(&self.event_type, self.schema_version, self.payload.as_str())
+        ReplayedEvent::of(self).decode()
     }
 }
 
