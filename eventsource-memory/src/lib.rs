@@ -162,16 +162,26 @@ impl MemoryEventStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes the subscribers waiting in [`wait_for_events`](EventStore::wait_for_events) after
-    /// commit `commit` wrote events. Call it after taking the write lock for that commit.
-    fn announce(&self, commit: u64) {
+    /// Carries out one commit under the write lock `log`: `writes` runs with the commit's
+    /// number and time ([`Log::next_commit`]); then, if it wrote an event, the subscribers
+    /// waiting in [`wait_for_events`](EventStore::wait_for_events) are woken.
+    fn commit<R>(
+        &self,
+        mut log: RwLockWriteGuard<'_, Log>,
+        writes: impl FnOnce(&mut Log, u64, SystemTime) -> R,
+    ) -> R {
+        let (commit, now) = log.next_commit();
+        let result = writes(&mut log, commit, now);
+        let wrote = log.commits == commit;
+        drop(log);
         // With nobody waiting there is nobody to wake, and no wakeup is lost by skipping the
         // send: a waiter subscribes before it takes the read lock to look at the log. If its
         // look came after this commit, it saw the events; if before, the lock orders its
         // subscription before this count.
-        if self.inner.commits.receiver_count() > 0 {
+        if wrote && self.inner.commits.receiver_count() > 0 {
             self.inner.commits.send_replace(commit);
         }
+        result
     }
 }
 
@@ -341,24 +351,17 @@ impl EventStore for MemoryEventStore {
             expected,
             events,
         };
-        let mut log = self.write();
+        let log = self.write();
         IdsInCall::new(append.events.len()).check(&append)?;
         let plan = log.plan(&append)?;
-        let (commit, now) = log.next_commit();
-        let result = log.write(append, plan, commit, now);
-        let wrote = log.commits == commit;
-        drop(log);
-        if wrote {
-            self.announce(commit);
-        }
-        Ok(result)
+        Ok(self.commit(log, |log, commit, now| log.write(append, plan, commit, now)))
     }
 
     async fn append_streams(
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        let mut log = self.write();
+        let log = self.write();
 
         // Check everything before writing anything, so a refused append leaves no trace.
         let mut streams = HashSet::with_capacity(appends.len());
@@ -373,20 +376,14 @@ impl EventStore for MemoryEventStore {
             ids.check(append)?;
             plans.push(log.plan(append)?);
         }
-        drop(streams);
 
-        let (commit, now) = log.next_commit();
-        let results = appends
-            .into_iter()
-            .zip(plans)
-            .map(|(append, plan)| log.write(append, plan, commit, now))
-            .collect();
-        let wrote = log.commits == commit;
-        drop(log);
-        if wrote {
-            self.announce(commit);
-        }
-        Ok(results)
+        Ok(self.commit(log, |log, commit, now| {
+            appends
+                .into_iter()
+                .zip(plans)
+                .map(|(append, plan)| log.write(append, plan, commit, now))
+                .collect()
+        }))
     }
 
     async fn read_stream(
