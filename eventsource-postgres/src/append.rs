@@ -26,8 +26,7 @@ use crate::config::PgError;
 use crate::rows::{signed, stream_id, unsigned};
 use crate::sql::{self, Numbering, Sql};
 
-/// How often the slow path starts over after a concurrent writer stored one of its event ids,
-/// or after it read a stale version in a transaction of its own under REPEATABLE READ.
+/// How often the slow path starts over after a concurrent writer stored one of its event ids.
 const MAX_ATTEMPTS: u32 = 8;
 
 /// One stream's append, encoded as the statement's parameters.
@@ -409,11 +408,6 @@ pub(crate) async fn fast<C: GenericClient + Sync>(
 
 /// Something that starts a transaction: a connection, or a transaction (a savepoint).
 pub(crate) trait Begin: Send {
-    /// Whether each transaction begun takes snapshots of its own. A connection's do; a
-    /// savepoint shares its transaction's, so in a REPEATABLE READ or SERIALIZABLE transaction
-    /// an attempt that read a stale version would read the same one again.
-    const FRESH_SNAPSHOTS: bool;
-
     /// Starts a transaction (or a savepoint inside this transaction).
     fn begin(
         &mut self,
@@ -421,8 +415,6 @@ pub(crate) trait Begin: Send {
 }
 
 impl Begin for tokio_postgres::Client {
-    const FRESH_SNAPSHOTS: bool = true;
-
     /// A READ COMMITTED transaction whatever the server's default: the slow path reads
     /// versions after taking the streams' turns, which only a statement's own snapshot sees.
     fn begin(
@@ -444,8 +436,6 @@ pub(crate) fn read_committed(
 }
 
 impl Begin for tokio_postgres::Transaction<'_> {
-    const FRESH_SNAPSHOTS: bool = false;
-
     fn begin(
         &mut self,
     ) -> impl Future<Output = Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error>> + Send
@@ -462,11 +452,6 @@ enum Attempt {
     Refused(StoreError),
     /// A concurrent writer stored one of the event ids meanwhile: roll back and start over.
     Again,
-    /// A statement read a stream's version from a snapshot older than the stream's last
-    /// append (a REPEATABLE READ or SERIALIZABLE transaction that waited for the stream's
-    /// turn, or a caller's such transaction): start over if a new transaction gets a new
-    /// snapshot, else refuse with the error.
-    Stale(StoreError),
 }
 
 /// The slow path: decides the append in a transaction begun on `begin`, starting over when a
@@ -490,12 +475,6 @@ pub(crate) async fn slow<B: Begin>(
                 return Err(error);
             }
             Ok(Attempt::Again) => tx.rollback().await.map_err(PgError::from)?,
-            Ok(Attempt::Stale(error)) => {
-                tx.rollback().await.map_err(PgError::from)?;
-                if !B::FRESH_SNAPSHOTS {
-                    return Err(error);
-                }
-            }
             Err(error) => {
                 // The error is what matters; a failed rollback adds nothing to it.
                 let _ = tx.rollback().await;
@@ -504,9 +483,7 @@ pub(crate) async fn slow<B: Begin>(
         }
     }
     Err(StoreError::backend(format!(
-        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same \
-         event ids, or kept appending to the streams while a REPEATABLE READ or SERIALIZABLE \
-         transaction waited for their turn"
+        "gave up appending after {MAX_ATTEMPTS} attempts: concurrent writers kept storing the same event ids"
     )))
 }
 
@@ -581,9 +558,10 @@ async fn attempt<C: GenericClient + Sync>(
         let outcome = match run(client, statement, channel, e).await {
             Ok(Ran::Written(result)) => Ok(result),
             Ok(Ran::Mismatch(actual)) => Err(conflict(e, actual)),
-            // The turn is held, so only a snapshot older than this statement (a REPEATABLE
-            // READ or SERIALIZABLE transaction) reads a stale version.
-            Ok(Ran::Stale) => return Ok(Attempt::Stale(stale_snapshot(e))),
+            // The turn is held and the store's own transactions are READ COMMITTED, so only
+            // the snapshot of a caller's REPEATABLE READ or SERIALIZABLE transaction, taken
+            // before the turn, reads a stale version; it would read the same one again.
+            Ok(Ran::Stale) => return Ok(Attempt::Refused(stale_snapshot(e))),
             Err(Failed::DuplicateId) => return Ok(Attempt::Again),
             Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
         };

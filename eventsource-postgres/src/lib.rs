@@ -48,7 +48,10 @@
 //! function, so with a snapshot taken after the lock: a writer that queued behind another
 //! reads the version that one committed), checks the expected
 //! version, inserts every event from arrays (`unnest`) and sends a notification, all at once;
-//! the unique `(stream_id, version)` key is the final arbiter of a version. Concurrent appends
+//! the unique `(stream_id, version)` key is the final arbiter of a version. An append that
+//! expects an exact version (as every repository command does) reads no version: it numbers
+//! its events from the expected one, which must be stored, and the key refuses it when the
+//! stream is further along. Concurrent appends
 //! to one stream queue on its lock; appends to different streams never wait for each other.
 //! When the statement writes nothing, reads a stale version (it fails on that key) or meets a
 //! stored event id, a slow path tells an exact retry (which returns

@@ -109,9 +109,10 @@ impl Sql {
                  ON CONFLICT (name) DO UPDATE \
                  SET commit = excluded.commit, position = excluded.position, updated_at = now()"
             ),
-            lock_streams: "SELECT pg_advisory_xact_lock(hashtextextended(stream_id, 0)) \
-                 FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n"
-                .to_owned(),
+            lock_streams: format!(
+                "SELECT {} FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n",
+                take_turn("stream_id")
+            ),
             load_checkpoint: format!(
                 "SELECT commit, position FROM {s}.checkpoints WHERE name = $1::text"
             ),
@@ -168,9 +169,7 @@ fn lean_append(s: &str, numbering: Numbering, one: bool) -> String {
             expected_matches("current.version"),
         ),
         Numbering::Expected => (
-            "current AS MATERIALIZED \
-             (SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0)))"
-                .to_owned(),
+            format!("current AS MATERIALIZED (SELECT {})", take_turn("$1::text")),
             "$3::int8",
             format!(
                 "$2::int4 IN ({EXPECT_EXACT}, {EXPECT_NO_STREAM}) AND ($3::int8 = 0 OR EXISTS \
@@ -203,6 +202,12 @@ fn lean_append(s: &str, numbering: Numbering, one: bool) -> String {
          SELECT $1::text, {columns} FROM current{events} WHERE {check} {order} \
          RETURNING version, position"
     )
+}
+
+/// Takes the turn of the stream whose id is the SQL expression `stream`: the transaction-level
+/// advisory lock keyed by the id's hash, the one migration 2's `stream_turn` takes too.
+fn take_turn(stream: &str) -> String {
+    format!("pg_advisory_xact_lock(hashtextextended({stream}, 0))")
 }
 
 /// Whether `version` matches the expected version: `$2` is the form's code, `$3` the exact
