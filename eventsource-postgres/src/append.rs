@@ -13,6 +13,7 @@
 //! [`StoreError::DuplicateEventId`]), then runs the statements again and reports a conflict
 //! with the stream's actual version.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
@@ -38,7 +39,8 @@ pub(crate) struct Encoded<'a> {
     types: Vec<&'a str>,
     schema_versions: Vec<i32>,
     payloads: Vec<&'a str>,
-    metadata: Vec<String>,
+    /// Empty metadata, nearly all of it, is the same `{}` for every event.
+    metadata: Vec<Cow<'static, str>>,
 }
 
 impl Encoded<'_> {
@@ -67,15 +69,22 @@ impl Encoded<'_> {
 /// Checks a multi-stream append as the memory store does (a stream named twice, an event id
 /// given twice) and encodes each stream's events.
 pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, StoreError> {
-    let mut streams = HashSet::with_capacity(appends.len());
-    for append in appends {
-        if !streams.insert(&append.stream_id) {
-            return Err(StoreError::DuplicateStream {
-                stream: append.stream_id.clone(),
-            });
+    if appends.len() > 1 {
+        let mut streams = HashSet::with_capacity(appends.len());
+        for append in appends {
+            if !streams.insert(&append.stream_id) {
+                return Err(StoreError::DuplicateStream {
+                    stream: append.stream_id.clone(),
+                });
+            }
         }
     }
-    let mut ids = HashSet::new();
+    if let Some((stream, id)) = repeated_id(appends) {
+        return Err(StoreError::Rejected {
+            stream: stream.clone(),
+            reason: format!("event id {id} appears twice in one append"),
+        });
+    }
     appends
         .iter()
         .map(|append| {
@@ -101,24 +110,22 @@ pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, Store
                 metadata: Vec::with_capacity(count),
             };
             for event in &append.events {
-                if !ids.insert(event.event_id) {
-                    return Err(rejected(format!(
-                        "event id {} appears twice in one append",
-                        event.event_id
-                    )));
-                }
                 let schema_version = i32::try_from(event.schema_version).map_err(|_| {
                     rejected(format!(
                         "schema version {} of event {} is larger than PostgreSQL's integer",
                         event.schema_version, event.event_id
                     ))
                 })?;
-                let metadata = serde_json::to_string(&event.metadata).map_err(|e| {
-                    rejected(format!(
-                        "cannot encode the metadata of event {}: {e}",
-                        event.event_id
-                    ))
-                })?;
+                let metadata = if event.metadata.is_empty() {
+                    Cow::Borrowed("{}")
+                } else {
+                    Cow::Owned(serde_json::to_string(&event.metadata).map_err(|e| {
+                        rejected(format!(
+                            "cannot encode the metadata of event {}: {e}",
+                            event.event_id
+                        ))
+                    })?)
+                };
                 encoded.ids.push(event.event_id);
                 encoded.types.push(&event.event_type);
                 encoded.schema_versions.push(schema_version);
@@ -128,6 +135,31 @@ pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, Store
             Ok(encoded)
         })
         .collect()
+}
+
+/// The first event id given a second time, in the order the events are given, with the stream
+/// of its second occurrence. Sorting the ids finds repeats without hashing each one.
+fn repeated_id(appends: &[StreamAppend]) -> Option<(&StreamId, Uuid)> {
+    let count: usize = appends.iter().map(|append| append.events.len()).sum();
+    if count < 2 {
+        return None;
+    }
+    let mut ids = Vec::with_capacity(count);
+    for (stream, append) in appends.iter().enumerate() {
+        for (event, new) in append.events.iter().enumerate() {
+            ids.push((new.event_id.as_u128(), stream, event));
+        }
+    }
+    ids.sort_unstable();
+    // A run of equal ids is sorted by where each occurrence was given: its second entry is the
+    // id's second occurrence, and the earliest of those is the repeat a scan would meet first.
+    ids.chunk_by(|a, b| a.0 == b.0)
+        .filter_map(|run| match run {
+            [_, (id, stream, event), ..] => Some((*stream, *event, *id)),
+            _ => None,
+        })
+        .min()
+        .map(|(stream, _, id)| (&appends[stream].stream_id, Uuid::from_u128(id)))
 }
 
 /// What one run of the append statement did.
@@ -310,30 +342,40 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
             return Err(classify(&e.append.stream_id, error));
         }
     };
-    if rows.is_empty() {
-        return Ok(None);
+    let written = |count: i64, first: i64, last: i64, position: i64| {
+        let expected = e.ids.len() as u64;
+        if unsigned(count, "count")? != expected
+            || unsigned(last, "version")?.checked_sub(unsigned(first, "version")?)
+                != Some(expected.saturating_sub(1))
+        {
+            return Err(Failed::Store(StoreError::backend(format!(
+                "internal error: the append statement wrote {count} of {expected} events, \
+                 versions {first} to {last}"
+            ))));
+        }
+        Ok(Some(AppendResult {
+            first_version: Version(unsigned(first, "version")?),
+            stream_version: Version(unsigned(last, "version")?),
+            last_position: Some(Position(unsigned(position, "position")?)),
+        }))
+    };
+    match rows.as_slice() {
+        // One event: its row, or none when the expected version does not match.
+        [] => Ok(None),
+        [row] if e.is_one() => {
+            let version = row.try_get(0)?;
+            written(1, version, version, row.try_get(1)?)
+        }
+        // More: one summary row, counting 0 when the expected version does not match.
+        [row] => match row.try_get::<_, i64>(0)? {
+            0 => Ok(None),
+            count => written(count, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+        },
+        _ => Err(Failed::Store(StoreError::backend(format!(
+            "internal error: the append statement returned {} rows",
+            rows.len()
+        )))),
     }
-    if rows.len() != e.ids.len() {
-        return Err(Failed::Store(StoreError::backend(format!(
-            "internal error: the append statement wrote {} of {} events",
-            rows.len(),
-            e.ids.len()
-        ))));
-    }
-    let mut first = u64::MAX;
-    let mut last = 0;
-    let mut last_position = 0;
-    for row in &rows {
-        let version = unsigned(row.try_get(0)?, "version")?;
-        first = first.min(version);
-        last = last.max(version);
-        last_position = last_position.max(unsigned(row.try_get(1)?, "position")?);
-    }
-    Ok(Some(AppendResult {
-        first_version: Version(first),
-        stream_version: Version(last),
-        last_position: Some(Position(last_position)),
-    }))
 }
 
 /// Whether `error` is the `(stream_id, version)` key refusing an event: the version read was

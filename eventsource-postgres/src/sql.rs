@@ -142,9 +142,11 @@ impl Numbering {
 }
 
 /// The common append, leaner than [`append`]: one `INSERT` of the events, numbered as
-/// `numbering` says, after the stream's turn is taken. It returns one row per event written
-/// (version, position), and none when the expected version does not match: the caller then
-/// takes the slow path, which runs [`append`] to learn why. It needs at least one event (no
+/// `numbering` says, after the stream's turn is taken. With `one`, it returns the event's row
+/// (version, position), or none when the expected version does not match; with more events,
+/// one summary row (the count written, the first and last version, the last position), with
+/// a count of 0 when the expected version does not match. On no match the caller takes the
+/// slow path, which runs [`append`] to learn why. It needs at least one event (no
 /// rows would be ambiguous) and sends no notification. The parameters are [`append`]'s first
 /// eight; with `one`, each event column is a plain value instead of a one-element array, so
 /// neither side builds or takes apart an array.
@@ -195,13 +197,22 @@ fn lean_append(s: &str, numbering: Numbering, one: bool) -> String {
             "ORDER BY e.ord",
         )
     };
-    format!(
-        "WITH {turn} \
-         INSERT INTO {s}.events \
+    let insert = format!(
+        "INSERT INTO {s}.events \
              (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
          SELECT $1::text, {columns} FROM current{events} WHERE {check} {order} \
          RETURNING version, position"
-    )
+    );
+    if one {
+        format!("WITH {turn} {insert}")
+    } else {
+        // One summary row instead of a row per event: a hundred rows cost the server more
+        // to send, and the client more to take apart, than the rest of its side of the append.
+        format!(
+            "WITH {turn}, written AS ({insert}) \
+             SELECT count(*), min(version), max(version), max(position) FROM written"
+        )
+    }
 }
 
 /// Takes the turn of the stream whose id is the SQL expression `stream`: the transaction-level

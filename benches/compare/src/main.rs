@@ -15,6 +15,7 @@ mod suite;
 use std::time::Instant;
 
 use crate::bank::Counts;
+use crate::report::Workload;
 use crate::report::Setting;
 use crate::server::Server;
 use crate::suite::Suite;
@@ -25,7 +26,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The harness's result type.
 pub(crate) type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/Cargo.toml -- [--sync-commit-off] [--quick] [--only GROUP,..]
+const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/Cargo.toml -- [--sync-commit-off] [--quick] [--only GROUP,..] [--workloads W,..]
 
   --sync-commit-off  run the server with synchronous_commit off (fsync stays on);
                      writes RESULTS-sync-commit-off.md instead of RESULTS.md
@@ -33,6 +34,8 @@ const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/
                      writes target/RESULTS-quick.md
   --only GROUP,..    run only these groups (eventsource, peers, eventually, raw, memory),
                      to iterate on one; writes target/RESULTS-only.md
+  --workloads W,..   run only these workloads (W1, W2, W3, W4; W1 and W3 include their
+                     in-memory forms), to iterate on one; writes target/RESULTS-only.md
 
 Without DATABASE_URL a throwaway PostgreSQL cluster is started from the installed binaries
 (fsync on); with it, that server is used, and each contender gets a database of its own there
@@ -45,6 +48,8 @@ struct Options {
     quick: bool,
     /// The groups to run; empty runs them all.
     only: Vec<String>,
+    /// The workloads to run; empty runs them all.
+    workloads: Vec<Workload>,
 }
 
 /// The groups of contenders `--only` can name.
@@ -73,6 +78,16 @@ fn options() -> Result<Option<Options>> {
                         return Err(format!("unknown group `{group}`\n\n{USAGE}").into());
                     }
                     options.only.push(group.to_owned());
+                }
+            }
+            "--workloads" => {
+                let names = args
+                    .next()
+                    .ok_or_else(|| format!("`--workloads` needs a list\n\n{USAGE}"))?;
+                for name in names.split(',') {
+                    let named = Workload::named(name)
+                        .ok_or_else(|| format!("unknown workload `{name}`\n\n{USAGE}"))?;
+                    options.workloads.extend_from_slice(named);
                 }
             }
             "-h" | "--help" => return Ok(None),
@@ -105,7 +120,7 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     let (postgres, settings) = server.describe().await?;
     eprintln!("PostgreSQL {postgres}: {settings}");
 
-    let mut suite = Suite::new(counts);
+    let mut suite = Suite::new(counts, options.workloads.clone());
     if options.runs("eventsource") {
         suite.eventsource(&mut server).await;
     }
@@ -136,6 +151,19 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
         flags.push("--only");
         flags.push(&only);
     }
+    let mut workloads: Vec<&str> = Vec::new();
+    for name in ["W1", "W2", "W3", "W4"] {
+        if Workload::named(name)
+            .is_some_and(|named| named.iter().any(|w| options.workloads.contains(w)))
+        {
+            workloads.push(name);
+        }
+    }
+    let workloads = workloads.join(",");
+    if !workloads.is_empty() {
+        flags.push("--workloads");
+        flags.push(&workloads);
+    }
     if !flags.is_empty() {
         command = format!("{command} -- {}", flags.join(" "));
     }
@@ -153,7 +181,7 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     println!("{table}");
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = if !options.only.is_empty() {
+    let path = if !options.only.is_empty() || !options.workloads.is_empty() {
         dir.join("target").join("RESULTS-only.md")
     } else if options.quick {
         dir.join("target").join("RESULTS-quick.md")

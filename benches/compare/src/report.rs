@@ -74,6 +74,22 @@ impl Workload {
         Workload::MemW3Short,
     ];
 
+    /// The workloads `--workloads` means by `name`: W1 and W3 include their in-memory forms.
+    pub(crate) fn named(name: &str) -> Option<&'static [Workload]> {
+        match name {
+            "W1" | "w1" => Some(&[Workload::W1, Workload::MemW1]),
+            "W2" | "w2" => Some(&[Workload::W2]),
+            "W3" | "w3" => Some(&[
+                Workload::W3Long,
+                Workload::W3Short,
+                Workload::MemW3Long,
+                Workload::MemW3Short,
+            ]),
+            "W4" | "w4" => Some(&[Workload::W4]),
+            _ => None,
+        }
+    }
+
     fn label(self, counts: &Counts) -> String {
         match self {
             Workload::W1 => format!(

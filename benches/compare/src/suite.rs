@@ -22,16 +22,24 @@ const POOL_SIZE: usize = 16;
 /// The rows measured so far, and how much work each measurement does.
 pub(crate) struct Suite {
     counts: Counts,
+    /// The workloads to run; empty runs them all.
+    workloads: Vec<Workload>,
     rows: Vec<Row>,
 }
 
 impl Suite {
     /// An empty suite.
-    pub(crate) fn new(counts: Counts) -> Self {
+    pub(crate) fn new(counts: Counts, workloads: Vec<Workload>) -> Self {
         Suite {
             counts,
+            workloads,
             rows: Vec::new(),
         }
+    }
+
+    /// Whether `workload` runs.
+    fn runs(&self, workload: Workload) -> bool {
+        self.workloads.is_empty() || self.workloads.contains(&workload)
     }
 
     /// The rows, ours first, then the peers', then raw SQL's, in workload order.
@@ -64,6 +72,9 @@ impl Suite {
         F: FnMut(usize) -> Fut,
         Fut: Future<Output = Result<f64>>,
     {
+        if !self.runs(workload) {
+            return;
+        }
         let mut values = Vec::with_capacity(self.counts.runs);
         for run in 0..self.counts.runs {
             match measure(run).await {
@@ -91,6 +102,9 @@ impl Suite {
     }
 
     fn unavailable(&mut self, workload: Workload, contender: &str, kind: Kind, reason: &str) {
+        if !self.runs(workload) {
+            return;
+        }
         self.rows.push(Row {
             workload,
             contender: contender.to_owned(),
@@ -144,6 +158,9 @@ impl Suite {
         long_workload: Workload,
         short_workload: Workload,
     ) {
+        if !self.runs(long_workload) && !self.runs(short_workload) {
+            return;
+        }
         let counts = self.counts;
         let counts = &counts;
         match bank::w3_setup(writer, counts).await {
@@ -210,8 +227,14 @@ impl Suite {
         let cold = EventsourceBank::new(store, 0, Loads::Cold);
         const COLD: &str = "eventsource, cold: fresh Repository, no cache";
         const WARM: &str = "eventsource, warm: cached state, no replay (not comparable)";
-        match bank::w3_setup(&**bank, counts).await {
-            Ok((long, short)) => {
+        let w3 = if self.runs(Workload::W3Long) || self.runs(Workload::W3Short) {
+            bank::w3_setup(&**bank, counts).await.map(Some)
+        } else {
+            Ok(None)
+        };
+        match w3 {
+            Ok(None) => {}
+            Ok(Some((long, short))) => {
                 let (long, short) = (&long, &short);
                 for (name, loader) in [(COLD, &cold), (WARM, &**bank)] {
                     self.measure(Workload::W3Long, name, Kind::Ours, |_| {
@@ -361,6 +384,9 @@ impl Suite {
                 Some(("error", reason)) => Outcome::Unavailable(reason.to_owned()),
                 _ => Outcome::Unavailable("the runner printed no result".to_owned()),
             };
+            if !self.runs(workload) {
+                continue;
+            }
             self.rows.push(Row {
                 workload,
                 contender: NAME.to_owned(),

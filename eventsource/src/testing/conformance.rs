@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             empty_append_checks_version,
             atomic_multi_event_append,
             atomic_multi_stream_append,
+            event_id_twice_in_one_call,
             global_order_and_positions,
             idempotent_reappend,
             metadata_round_trip,
@@ -418,6 +419,52 @@ pub async fn atomic_multi_stream_append<S: EventStore>(store: S) {
         "got {twice:?}"
     );
     assert_eq!(store.stream_version(&a).await.expect("version"), Version(2));
+}
+
+/// An event id given twice in one call is refused, naming the stream of its second
+/// occurrence and the id, and nothing of the call is written.
+pub async fn event_id_twice_in_one_call<S: EventStore>(store: S) {
+    let a = stream("twice-a");
+    let b = stream("twice-b");
+    let rejected = |error: Option<&StoreError>, on: &StreamId, id: Uuid| {
+        matches!(error, Some(StoreError::Rejected { stream, reason })
+            if stream == on && reason.contains(&id.to_string()))
+    };
+
+    let mut batch = events(0..4);
+    batch[3].event_id = batch[1].event_id;
+    let repeated = batch[1].event_id;
+    let once = store.append(&a, ExpectedVersion::NoStream, batch).await;
+    assert!(rejected(once.as_ref().err(), &a, repeated), "got {once:?}");
+    assert_eq!(store.stream_version(&a).await.expect("version"), Version(0));
+
+    // Across streams: the first repeat met in order is `b`'s second event, which repeats
+    // `a`'s first; `b`'s third repeats `a`'s third, and comes later.
+    let mut first = events(10..13);
+    let mut second = events(13..16);
+    second[1].event_id = first[0].event_id;
+    first[2].event_id = second[2].event_id;
+    let repeated = first[0].event_id;
+    let across = store
+        .append_streams(vec![
+            StreamAppend {
+                stream_id: a.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: first,
+            },
+            StreamAppend {
+                stream_id: b.clone(),
+                expected: ExpectedVersion::NoStream,
+                events: second,
+            },
+        ])
+        .await;
+    assert!(
+        rejected(across.as_ref().err(), &b, repeated),
+        "got {across:?}"
+    );
+    assert_eq!(store.stream_version(&a).await.expect("version"), Version(0));
+    assert_eq!(store.stream_version(&b).await.expect("version"), Version(0));
 }
 
 /// The global log holds every event once, in write order, with increasing positions and
