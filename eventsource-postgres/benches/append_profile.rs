@@ -34,6 +34,12 @@ const COMMANDS: usize = 10_000;
 const BATCH: usize = 100;
 /// W4-shaped appends per step.
 const BATCHES: usize = 300;
+/// W2's concurrent writers, each on accounts of its own.
+const WRITERS: usize = 8;
+/// Commands per W2 writer.
+const PER_WRITER: usize = 2_000;
+/// Accounts per W2 writer.
+const WRITER_ACCOUNTS: usize = 125;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -145,16 +151,21 @@ async fn main() -> Result<(), BoxError> {
         ));
     }
 
+    // The comparison harness's raw table: the fewest columns and indexes an event needs.
+    let raw_table = format!("\"{}\".raw_events", store.schema());
+    store
+        .pool()
+        .get()
+        .await?
+        .batch_execute(&format!(
+            "CREATE TABLE {raw_table} (position bigserial PRIMARY KEY, stream_id text NOT NULL, \
+             version bigint NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL, \
+             UNIQUE (stream_id, version))"
+        ))
+        .await?;
     if runs("batch-raw") {
         let client = store.pool().get().await?;
-        let table = format!("\"{}\".raw_events", store.schema());
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE {table} (position bigserial PRIMARY KEY, stream_id text NOT NULL, \
-                 version bigint NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL, \
-                 UNIQUE (stream_id, version))"
-            ))
-            .await?;
+        let table = &raw_table;
         let values: Vec<String> = (0..BATCH)
             .map(|i| {
                 format!(
@@ -271,11 +282,198 @@ async fn main() -> Result<(), BoxError> {
         ));
     }
 
+    if runs("w2-raw-loop") {
+        let micros = w2_raw_loop(&store, &raw_table).await?;
+        rows.push((
+            "w2-raw-loop",
+            "8 writers: SELECT + decode + INSERT into the raw table, per command",
+            micros,
+        ));
+    }
+    if runs("w2-insert") {
+        let micros = w2_insert(&store).await?;
+        rows.push((
+            "w2-insert",
+            "8 writers: plain INSERT into the events table, no check, per command",
+            micros,
+        ));
+    }
+    if runs("w2") {
+        let micros = w2_repository(&store).await?;
+        rows.push((
+            "w2",
+            "8 writers: Repository::execute, default cache, per command",
+            micros,
+        ));
+    }
+
     println!("{COMMANDS} one-event appends over {ACCOUNTS} streams, mean per append");
+    println!(
+        "(W2 steps: wall time per command over all {WRITERS} writers; batch steps: per append)"
+    );
     println!("| step | what | µs |");
     println!("|---|---|---:|");
     for (step, what, micros) in rows {
         println!("| {step} | {what} | {micros:.1} |");
     }
     Ok(())
+}
+
+/// The wall time per command of `WRITERS` tasks running `command(writer, n)` `PER_WRITER`
+/// times each, at once.
+async fn concurrently<F, Fut>(command: F) -> Result<f64, BoxError>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), BoxError>> + Send,
+{
+    let command = std::sync::Arc::new(command);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let command = std::sync::Arc::clone(&command);
+            tokio::spawn(async move {
+                for n in 0..PER_WRITER {
+                    command(writer, n).await?;
+                }
+                Ok::<(), BoxError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / (WRITERS * PER_WRITER) as f64)
+}
+
+/// W2's raw command loop, as the comparison harness runs it: per command, SELECT the
+/// account's rows from the raw table, decode each body, INSERT the next one.
+async fn w2_raw_loop(
+    store: &eventsource_postgres::PgEventStore,
+    table: &str,
+) -> Result<f64, BoxError> {
+    #[derive(serde::Deserialize)]
+    struct Amount {
+        #[allow(dead_code)]
+        amount: u64,
+    }
+    let mut clients = Vec::with_capacity(WRITERS);
+    for writer in 0..WRITERS {
+        let client = store.pool().get().await?;
+        for account in 0..WRITER_ACCOUNTS {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (stream_id, version, event_type, payload) \
+                         VALUES ($1, 1, 'Opened', '{{\"amount\":0}}')"
+                    ),
+                    &[&format!("raw-{writer}-{account}")],
+                )
+                .await?;
+        }
+        let select = client
+            .prepare(&format!(
+                "SELECT version, event_type, payload::text FROM {table} \
+                 WHERE stream_id = $1 ORDER BY version"
+            ))
+            .await?;
+        let insert = client
+            .prepare(&format!(
+                "INSERT INTO {table} (stream_id, version, event_type, payload) \
+                 VALUES ($1, $2, 'Deposited', $3::text::jsonb)"
+            ))
+            .await?;
+        clients.push((client, select, insert));
+    }
+    let clients = std::sync::Arc::new(clients);
+    concurrently(move |writer, n| {
+        let clients = std::sync::Arc::clone(&clients);
+        async move {
+            let (client, select, insert) = &clients[writer];
+            let stream = format!("raw-{writer}-{}", n % WRITER_ACCOUNTS);
+            let mut version = 0_i64;
+            for row in client.query(select, &[&stream]).await? {
+                let payload: &str = row.try_get(2)?;
+                serde_json::from_str::<Amount>(payload)?;
+                version = row.try_get(0)?;
+            }
+            client
+                .execute(insert, &[&stream, &(version + 1), &r#"{"amount":7}"#])
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// W2's shape with the least an append into the events table can cost: a plain INSERT of
+/// the row, with no version check and no stream turn.
+async fn w2_insert(store: &eventsource_postgres::PgEventStore) -> Result<f64, BoxError> {
+    let sql = format!(
+        "INSERT INTO \"{}\".events \
+         (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
+         VALUES ($1::text, $2::int8, $3::uuid, 'Deposited', 1, $4::text::json, '{{}}'::json)",
+        store.schema()
+    );
+    let mut clients = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let client = store.pool().get().await?;
+        let statement = client.prepare(&sql).await?;
+        clients.push((client, statement));
+    }
+    let clients = std::sync::Arc::new(clients);
+    concurrently(move |writer, n| {
+        let clients = std::sync::Arc::clone(&clients);
+        async move {
+            let (client, statement) = &clients[writer];
+            let stream = format!("w2-insert-{writer}-{}", n % WRITER_ACCOUNTS);
+            let version = i64::try_from(n / WRITER_ACCOUNTS + 1)?;
+            client
+                .execute(
+                    statement,
+                    &[&stream, &version, &uuid::Uuid::now_v7(), &r#"{"amount":7}"#],
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// W2 through the repository: each writer's deposits into its own opened accounts.
+async fn w2_repository(store: &eventsource_postgres::PgEventStore) -> Result<f64, BoxError> {
+    let accounts = std::sync::Arc::new(Repository::<Account, _>::new(store.clone()));
+    let mut ids = Vec::with_capacity(WRITERS);
+    for writer in 0..WRITERS {
+        let mut mine = Vec::with_capacity(WRITER_ACCOUNTS);
+        for account in 0..WRITER_ACCOUNTS {
+            let id = StreamId::for_aggregate::<Account>(&format!("w2-{writer}-{account}"))?;
+            accounts
+                .execute(
+                    &id,
+                    AccountCommand::Open {
+                        owner: "ann".into(),
+                    },
+                )
+                .await?;
+            mine.push(id);
+        }
+        ids.push(mine);
+    }
+    let ids = std::sync::Arc::new(ids);
+    concurrently(move |writer, n| {
+        let (accounts, ids) = (
+            std::sync::Arc::clone(&accounts),
+            std::sync::Arc::clone(&ids),
+        );
+        async move {
+            accounts
+                .execute(
+                    &ids[writer][n % WRITER_ACCOUNTS],
+                    AccountCommand::Deposit { amount: 7 },
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }
