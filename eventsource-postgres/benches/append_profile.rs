@@ -43,13 +43,14 @@ const WRITER_ACCOUNTS: usize = 125;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens `ACCOUNTS` accounts named `{prefix}-{n}` through `accounts`.
+/// Opens `count` accounts named `{prefix}-{n}` through `accounts`.
 async fn open_accounts<S: EventStore>(
     accounts: &Repository<Account, S>,
     prefix: &str,
+    count: usize,
 ) -> Result<Vec<StreamId>, BoxError> {
-    let mut ids = Vec::with_capacity(ACCOUNTS);
-    for n in 0..ACCOUNTS {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
         let id = StreamId::for_aggregate::<Account>(&format!("{prefix}-{n}"))?;
         accounts
             .execute(
@@ -117,7 +118,7 @@ async fn main() -> Result<(), BoxError> {
         rows.push(("insert", "prepared INSERT", per_command(started.elapsed())));
     }
     if runs("store") {
-        let ids = open_accounts(&accounts, "store").await?;
+        let ids = open_accounts(&accounts, "store", ACCOUNTS).await?;
         let started = Instant::now();
         for n in 0..COMMANDS {
             let version = Version((n / ACCOUNTS + 1) as u64);
@@ -137,7 +138,7 @@ async fn main() -> Result<(), BoxError> {
         ));
     }
     if runs("repository") {
-        let ids = open_accounts(&accounts, "repository").await?;
+        let ids = open_accounts(&accounts, "repository", ACCOUNTS).await?;
         let started = Instant::now();
         for n in 0..COMMANDS {
             accounts
@@ -250,19 +251,7 @@ async fn main() -> Result<(), BoxError> {
         ));
     }
     if runs("batch") {
-        let mut ids = Vec::with_capacity(BATCHES);
-        for n in 0..BATCHES {
-            let id = StreamId::for_aggregate::<Account>(&format!("batch-{n}"))?;
-            accounts
-                .execute(
-                    &id,
-                    AccountCommand::Open {
-                        owner: "ann".into(),
-                    },
-                )
-                .await?;
-            ids.push(id);
-        }
+        let ids = open_accounts(&accounts, "batch", BATCHES).await?;
         let started = Instant::now();
         for id in &ids {
             accounts
@@ -444,20 +433,7 @@ async fn w2_repository(store: &eventsource_postgres::PgEventStore) -> Result<f64
     let accounts = std::sync::Arc::new(Repository::<Account, _>::new(store.clone()));
     let mut ids = Vec::with_capacity(WRITERS);
     for writer in 0..WRITERS {
-        let mut mine = Vec::with_capacity(WRITER_ACCOUNTS);
-        for account in 0..WRITER_ACCOUNTS {
-            let id = StreamId::for_aggregate::<Account>(&format!("w2-{writer}-{account}"))?;
-            accounts
-                .execute(
-                    &id,
-                    AccountCommand::Open {
-                        owner: "ann".into(),
-                    },
-                )
-                .await?;
-            mine.push(id);
-        }
-        ids.push(mine);
+        ids.push(open_accounts(&accounts, &format!("w2-{writer}"), WRITER_ACCOUNTS).await?);
     }
     let ids = std::sync::Arc::new(ids);
     concurrently(move |writer, n| {
