@@ -15,8 +15,7 @@ mod suite;
 use std::time::Instant;
 
 use crate::bank::Counts;
-use crate::report::Setting;
-use crate::report::Workload;
+use crate::report::{Setting, Workload};
 use crate::server::Server;
 use crate::suite::Suite;
 
