@@ -24,7 +24,7 @@ use eventsource::prelude::*;
 use eventsource::{EventStore, Metadata, NewEvent};
 use eventsource_postgres::testing::{fresh_config, fresh_store, ClusterOptions, TestCluster};
 
-use account::{Account, AccountCommand, AccountEvent};
+use account::{open_accounts, Account, AccountCommand, AccountEvent};
 
 mod account;
 
@@ -43,30 +43,21 @@ const WRITER_ACCOUNTS: usize = 125;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens `count` accounts named `{prefix}-{n}` through `accounts`.
-async fn open_accounts<S: EventStore>(
-    accounts: &Repository<Account, S>,
-    prefix: &str,
-    count: usize,
-) -> Result<Vec<StreamId>, BoxError> {
-    let mut ids = Vec::with_capacity(count);
-    for n in 0..count {
-        let id = StreamId::for_aggregate::<Account>(&format!("{prefix}-{n}"))?;
-        accounts
-            .execute(
-                &id,
-                AccountCommand::Open {
-                    owner: "ann".into(),
-                },
-            )
-            .await?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
 fn per_command(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1e6 / COMMANDS as f64
+}
+
+fn per_batch(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1e6 / BATCHES as f64
+}
+
+/// The VALUES list of a `BATCH`-row INSERT whose `$1` is the stream and whose rows take
+/// `per_row` parameters each: `row(p)` writes one row whose parameters start at `$p`.
+fn values_list(per_row: usize, row: impl Fn(usize) -> String) -> String {
+    (0..BATCH)
+        .map(|i| row(2 + per_row * i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[tokio::main]
@@ -154,32 +145,30 @@ async fn main() -> Result<(), BoxError> {
 
     // The comparison harness's raw table: the fewest columns and indexes an event needs.
     let raw_table = format!("\"{}\".raw_events", store.schema());
-    store
-        .pool()
-        .get()
-        .await?
-        .batch_execute(&format!(
-            "CREATE TABLE {raw_table} (position bigserial PRIMARY KEY, stream_id text NOT NULL, \
-             version bigint NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL, \
-             UNIQUE (stream_id, version))"
-        ))
-        .await?;
+    if runs("batch-raw") || runs("w2-raw-loop") {
+        store
+            .pool()
+            .get()
+            .await?
+            .batch_execute(&format!(
+                "CREATE TABLE {raw_table} (position bigserial PRIMARY KEY, \
+                 stream_id text NOT NULL, version bigint NOT NULL, event_type text NOT NULL, \
+                 payload jsonb NOT NULL, UNIQUE (stream_id, version))"
+            ))
+            .await?;
+    }
     if runs("batch-raw") {
         let client = store.pool().get().await?;
-        let table = &raw_table;
-        let values: Vec<String> = (0..BATCH)
-            .map(|i| {
-                format!(
-                    "($1::text, ${}::int8, 'Deposited', ${}::text::jsonb)",
-                    2 * i + 2,
-                    2 * i + 3
-                )
-            })
-            .collect();
+        let values = values_list(2, |p| {
+            format!(
+                "($1::text, ${}::int8, 'Deposited', ${}::text::jsonb)",
+                p,
+                p + 1
+            )
+        });
         let statement = client
             .prepare(&format!(
-                "INSERT INTO {table} (stream_id, version, event_type, payload) VALUES {}",
-                values.join(", ")
+                "INSERT INTO {raw_table} (stream_id, version, event_type, payload) VALUES {values}"
             ))
             .await?;
         let started = Instant::now();
@@ -200,30 +189,26 @@ async fn main() -> Result<(), BoxError> {
         rows.push((
             "batch-raw",
             "multi-row INSERT into a raw table (the harness's), per 100 events",
-            started.elapsed().as_secs_f64() * 1e6 / BATCHES as f64,
+            per_batch(started.elapsed()),
         ));
     }
     if runs("batch-insert") {
         let client = store.pool().get().await?;
-        let values: Vec<String> = (0..BATCH)
-            .map(|i| {
-                let p = 4 * i;
-                format!(
-                    "($1::text, ${}::int8, ${}::uuid, 'Deposited', 1, ${}::text::json, \
-                     ${}::text::json)",
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                )
-            })
-            .collect();
+        let values = values_list(4, |p| {
+            format!(
+                "($1::text, ${}::int8, ${}::uuid, 'Deposited', 1, ${}::text::json, \
+                 ${}::text::json)",
+                p,
+                p + 1,
+                p + 2,
+                p + 3
+            )
+        });
         let sql = format!(
             "INSERT INTO \"{}\".events \
              (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
-             VALUES {}",
+             VALUES {values}",
             store.schema(),
-            values.join(", ")
         );
         let statement = client.prepare(&sql).await?;
         let started = Instant::now();
@@ -247,7 +232,7 @@ async fn main() -> Result<(), BoxError> {
         rows.push((
             "batch-insert",
             "prepared multi-row INSERT, per 100 events",
-            started.elapsed().as_secs_f64() * 1e6 / BATCHES as f64,
+            per_batch(started.elapsed()),
         ));
     }
     if runs("batch") {
@@ -267,7 +252,7 @@ async fn main() -> Result<(), BoxError> {
         rows.push((
             "batch",
             "Repository::execute of 100 deposits, per command",
-            started.elapsed().as_secs_f64() * 1e6 / BATCHES as f64,
+            per_batch(started.elapsed()),
         ));
     }
 

@@ -13,7 +13,7 @@ use eventsource::prelude::*;
 use eventsource_postgres::testing::fresh_store;
 use serde::Deserialize;
 
-use account::{Account, AccountCommand};
+use account::{open_accounts, Account, AccountCommand};
 
 mod account;
 
@@ -51,15 +51,10 @@ async fn main() -> Result<(), BoxError> {
     let only = std::env::var("LOAD_PROFILE_STEP").ok();
     let store = fresh_store().await;
     let accounts = Repository::<Account, _>::new(store.clone());
-    let id = StreamId::for_aggregate::<Account>("a-1")?;
-    accounts
-        .execute(
-            &id,
-            AccountCommand::Open {
-                owner: "ann".into(),
-            },
-        )
-        .await?;
+    let id = open_accounts(&accounts, "a", 1)
+        .await?
+        .pop()
+        .ok_or("no account was opened")?;
     for _ in 0..(EVENTS - 1) / 100 {
         accounts
             .execute(

@@ -344,18 +344,21 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
     };
     let written = |count: i64, first: i64, last: i64, position: i64| {
         let expected = e.ids.len() as u64;
-        if unsigned(count, "count")? != expected
-            || unsigned(last, "version")?.checked_sub(unsigned(first, "version")?)
-                != Some(expected.saturating_sub(1))
-        {
+        let (count, first, last) = (
+            unsigned(count, "count")?,
+            Version(unsigned(first, "version")?),
+            Version(unsigned(last, "version")?),
+        );
+        if count != expected || last.0.checked_sub(first.0) != Some(expected.saturating_sub(1)) {
             return Err(Failed::Store(StoreError::backend(format!(
                 "internal error: the append statement wrote {count} of {expected} events, \
-                 versions {first} to {last}"
+                 versions {} to {}",
+                first.0, last.0
             ))));
         }
         Ok(Some(AppendResult {
-            first_version: Version(unsigned(first, "version")?),
-            stream_version: Version(unsigned(last, "version")?),
+            first_version: first,
+            stream_version: last,
             last_position: Some(Position(unsigned(position, "position")?)),
         }))
     };

@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 
 use eventsource::prelude::*;
+use eventsource::EventStore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
@@ -52,4 +53,26 @@ impl Account {
             .map(|_| AccountEvent::Deposited { amount: *amount })
             .collect())
     }
+}
+
+/// Opens `count` accounts named `{prefix}-{n}` through `accounts`.
+pub(crate) async fn open_accounts<S: EventStore>(
+    accounts: &Repository<Account, S>,
+    prefix: &str,
+    count: usize,
+) -> Result<Vec<StreamId>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = StreamId::for_aggregate::<Account>(&format!("{prefix}-{n}"))?;
+        accounts
+            .execute(
+                &id,
+                AccountCommand::Open {
+                    owner: "ann".into(),
+                },
+            )
+            .await?;
+        ids.push(id);
+    }
+    Ok(ids)
 }
