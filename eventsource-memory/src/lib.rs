@@ -18,16 +18,18 @@
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use eventsource::backend::{self, Decision, StoredEvent};
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, ExpectedVersion, Metadata, NewEvent, Payload, Position,
-    RecordedEvent, ReplayedEvent, Snapshot, StoreError, StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, ExpectedVersion, HeldTurn, Lease, Metadata, NewEvent,
+    Payload, Position, RecordedEvent, ReplayVisitor, ReplayedEvent, Snapshot, StoreError,
+    StreamAppend, StreamId, Version,
 };
-use foldhash::{HashMap, HashSet, HashSetExt};
-use tokio::sync::watch;
+use foldhash::HashMap;
+use tokio::sync::{watch, Mutex as AsyncMutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 /// An event store held in memory, cheap to clone and safe to share across tasks: clones share
@@ -45,6 +47,53 @@ struct Shared {
     log: RwLock<Log>,
     /// The number of appends that wrote events, announced to waiting subscribers.
     commits: watch::Sender<u64>,
+    /// The leases of projection runners, by name.
+    leases: Arc<Locks<String>>,
+    /// The held turns of streams ([`EventStore::hold_turn`]), by stream.
+    turns: Arc<Locks<StreamId>>,
+}
+
+/// Named asynchronous locks, each kept only while someone holds or waits for it.
+struct Locks<K>(Mutex<HashMap<K, Arc<AsyncMutex<()>>>>);
+
+impl<K> Default for Locks<K> {
+    fn default() -> Self {
+        Locks(Mutex::new(HashMap::default()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Locks<K> {
+    /// Waits for the lock of `key`, behind those who asked before.
+    async fn lock(self: &Arc<Self>, key: &K) -> Held<K> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            locks.entry(key.clone()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        Held {
+            locks: Arc::clone(self),
+            key: key.clone(),
+            guard: Some(guard),
+        }
+    }
+}
+
+/// A held lock of [`Locks`]; dropping it releases the lock.
+struct Held<K: std::hash::Hash + Eq> {
+    locks: Arc<Locks<K>>,
+    key: K,
+    guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl<K: std::hash::Hash + Eq> Drop for Held<K> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(self.guard.take());
+        // Forget the lock once nobody holds or waits for it (the map's is the last handle).
+        if locks.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            locks.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryEventStore {
@@ -123,14 +172,6 @@ impl Stored {
     }
 }
 
-/// What the checks decided for one stream of an append.
-enum Plan {
-    /// An exact retry of an earlier append: return its result, write nothing.
-    Retry(AppendResult),
-    /// Write the events after `current`.
-    Write { current: Version },
-}
-
 impl MemoryEventStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -202,50 +243,19 @@ impl Log {
         Version(self.streams.get(stream).map_or(0, |s| s.len() as u64))
     }
 
-    /// Decides whether `append` is a retry, a write, or refused.
-    fn plan(&self, append: &StreamAppend) -> Result<Plan, StoreError> {
-        if let Some(retry) = self.retry_of(append)? {
-            return Ok(Plan::Retry(retry));
-        }
-        let current = self.version(&append.stream_id);
-        if !append.expected.matches(current) {
-            return Err(StoreError::Conflict {
-                stream: append.stream_id.clone(),
-                expected: append.expected,
-                actual: current,
-            });
-        }
-        Ok(Plan::Write { current })
-    }
-
-    /// The earlier result if `append` repeats an append exactly: the same ids, in the same
-    /// stream, at consecutive versions. A partial overlap is an error.
-    fn retry_of(&self, append: &StreamAppend) -> Result<Option<AppendResult>, StoreError> {
-        let stored = |id: &Uuid| self.by_id.get(id).map(|&index| &self.events[index]);
-        let Some(first) = append.events.first().and_then(|e| stored(&e.event_id)) else {
-            return match append.events.iter().find_map(|e| stored(&e.event_id)) {
-                Some(clash) => Err(duplicate(clash)),
-                None => Ok(None),
-            };
-        };
-        let mut last = first;
-        for (offset, event) in append.events.iter().enumerate() {
-            match stored(&event.event_id) {
-                Some(recorded)
-                    if recorded.stream_id == append.stream_id
-                        && recorded.version.0 == first.version.0 + offset as u64 =>
-                {
-                    last = recorded;
+    /// Decides one stream's append by the rules of [`backend`].
+    fn decide(&self, append: &StreamAppend) -> Result<Decision, StoreError> {
+        backend::decide(append, self.version(&append.stream_id), |id| {
+            self.by_id.get(id).map(|&index| {
+                let event = &self.events[index];
+                StoredEvent {
+                    event_id: event.event_id,
+                    stream_id: &event.stream_id,
+                    version: event.version,
+                    position: event.position,
                 }
-                Some(recorded) => return Err(duplicate(recorded)),
-                None => return Err(duplicate(first)),
-            }
-        }
-        Ok(Some(AppendResult {
-            first_version: first.version,
-            stream_version: last.version,
-            last_position: Some(last.position),
-        }))
+            })
+        })
     }
 
     /// The number and the time of the next commit.
@@ -259,25 +269,26 @@ impl Log {
         (self.commits + 1, now)
     }
 
-    /// Carries out `plan` for `append`, as part of commit `commit` (from
+    /// Carries out `decision` for `append`, as part of commit `commit` (from
     /// [`next_commit`](Log::next_commit)), which counts once any of its appends writes an event.
     fn write(
         &mut self,
         append: StreamAppend,
-        plan: Plan,
+        decision: Decision,
         commit: u64,
         now: SystemTime,
     ) -> AppendResult {
-        let current = match plan {
-            Plan::Retry(result) => return result,
-            Plan::Write { current } => current,
+        let current = match decision {
+            Decision::Retry(result) => return result,
+            Decision::Write { current } => current,
         };
         if !append.events.is_empty() {
             self.commits = commit;
         }
         let indexes = self.streams.entry(append.stream_id.clone()).or_default();
-        let mut version = current;
+        let count = append.events.len();
         let mut last_position = None;
+        let mut version = current;
         for event in append.events {
             version = version.next();
             let index = self.events.len();
@@ -298,42 +309,7 @@ impl Log {
                 recorded_at: now,
             });
         }
-        AppendResult {
-            first_version: current.next(),
-            stream_version: version,
-            last_position,
-        }
-    }
-}
-
-/// Refuses an event id that appears twice in one append call. Only a call of more than one
-/// event needs the set, so a one-event append allocates none.
-struct IdsInCall(Option<HashSet<Uuid>>);
-
-impl IdsInCall {
-    fn new(events: usize) -> Self {
-        IdsInCall((events > 1).then(|| HashSet::with_capacity(events)))
-    }
-
-    fn check(&mut self, append: &StreamAppend) -> Result<(), StoreError> {
-        let Some(ids) = &mut self.0 else {
-            return Ok(());
-        };
-        match append.events.iter().find(|e| !ids.insert(e.event_id)) {
-            Some(event) => Err(StoreError::Rejected {
-                stream: append.stream_id.clone(),
-                reason: format!("event id {} appears twice in one append", event.event_id),
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-fn duplicate(recorded: &Stored) -> StoreError {
-    StoreError::DuplicateEventId {
-        event_id: recorded.event_id,
-        stream: recorded.stream_id.clone(),
-        version: recorded.version,
+        backend::written(current, count, last_position)
     }
 }
 
@@ -351,37 +327,30 @@ impl EventStore for MemoryEventStore {
             expected,
             events,
         };
+        backend::check_call(std::slice::from_ref(&append))?;
         let log = self.write();
-        IdsInCall::new(append.events.len()).check(&append)?;
-        let plan = log.plan(&append)?;
-        Ok(self.commit(log, |log, commit, now| log.write(append, plan, commit, now)))
+        let decision = log.decide(&append)?;
+        Ok(self.commit(log, |log, commit, now| {
+            log.write(append, decision, commit, now)
+        }))
     }
 
     async fn append_streams(
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
+        backend::check_call(&appends)?;
         let log = self.write();
-
-        // Check everything before writing anything, so a refused append leaves no trace.
-        let mut streams = HashSet::with_capacity(appends.len());
-        let mut ids = IdsInCall::new(appends.iter().map(|a| a.events.len()).sum());
-        let mut plans = Vec::with_capacity(appends.len());
-        for append in &appends {
-            if !streams.insert(&append.stream_id) {
-                return Err(StoreError::DuplicateStream {
-                    stream: append.stream_id.clone(),
-                });
-            }
-            ids.check(append)?;
-            plans.push(log.plan(append)?);
-        }
-
+        // Decide everything before writing anything, so a refused append leaves no trace.
+        let decisions = appends
+            .iter()
+            .map(|append| log.decide(append))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(self.commit(log, |log, commit, now| {
             appends
                 .into_iter()
-                .zip(plans)
-                .map(|(append, plan)| log.write(append, plan, commit, now))
+                .zip(decisions)
+                .map(|(append, decision)| log.write(append, decision, commit, now))
                 .collect()
         }))
     }
@@ -434,6 +403,14 @@ impl EventStore for MemoryEventStore {
             .collect())
     }
 
+    async fn log_head(&self) -> Result<Checkpoint, StoreError> {
+        Ok(self
+            .read()
+            .events
+            .last()
+            .map_or(Checkpoint::START, Stored::checkpoint))
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
         Ok(self.read().version(stream))
     }
@@ -470,6 +447,43 @@ impl EventStore for MemoryEventStore {
         Ok(())
     }
 
+    async fn save_checkpoint_if(
+        &self,
+        name: &str,
+        expected: Option<Checkpoint>,
+        checkpoint: Checkpoint,
+    ) -> Result<(), StoreError> {
+        let mut log = self.write();
+        let actual = log.checkpoints.get(name).copied();
+        if actual != expected {
+            return Err(StoreError::CheckpointMoved {
+                name: name.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        log.checkpoints.insert(name.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    /// A lease of this store and its clones, released when the value is dropped (an aborted
+    /// task drops it too).
+    async fn acquire_lease(&self, name: &str) -> Result<Box<dyn Lease>, StoreError> {
+        let held = self.inner.leases.lock(&name.to_owned()).await;
+        Ok(Box::new(MemoryLease(held)))
+    }
+
+    /// A turn among the holders of turns of this store and its clones. Appends that do not
+    /// hold the turn are not held up: one that gets in first makes the holder's append
+    /// conflict, and the holder reads and decides again, still holding the turn.
+    async fn hold_turn(&self, stream: &StreamId) -> Result<Option<Box<dyn HeldTurn>>, StoreError> {
+        let held = self.inner.turns.lock(stream).await;
+        Ok(Some(Box::new(MemoryTurn {
+            store: self.clone(),
+            held,
+        })))
+    }
+
     async fn wait_for_events(
         &self,
         after: Checkpoint,
@@ -488,5 +502,60 @@ impl EventStore for MemoryEventStore {
         Ok(tokio::time::timeout(timeout, commits.changed())
             .await
             .is_ok())
+    }
+}
+
+/// A projection runner's lease on a [`MemoryEventStore`].
+struct MemoryLease(Held<String>);
+
+impl std::fmt::Debug for MemoryLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MemoryLease").field(&self.0.key).finish()
+    }
+}
+
+impl Lease for MemoryLease {
+    fn is_held(&self) -> bool {
+        true
+    }
+}
+
+/// A stream's turn held on a [`MemoryEventStore`].
+struct MemoryTurn {
+    store: MemoryEventStore,
+    held: Held<StreamId>,
+}
+
+#[async_trait]
+impl HeldTurn for MemoryTurn {
+    fn stream(&self) -> &StreamId {
+        &self.held.key
+    }
+
+    async fn replay(
+        &mut self,
+        from: Version,
+        limit: usize,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<usize, StoreError> {
+        self.store
+            .replay_stream(&self.held.key, from, limit, visit)
+            .await
+    }
+
+    async fn read_event(&mut self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.store.read_event(event_id).await
+    }
+
+    async fn append(
+        &mut self,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.store.append(&self.held.key, expected, events).await
+    }
+
+    async fn release(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
     }
 }

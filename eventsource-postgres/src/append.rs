@@ -14,9 +14,10 @@
 //! with the stream's actual version.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 
+use eventsource::backend::{self, Decision, StoredEvent};
 use eventsource::{AppendResult, Position, StoreError, StreamAppend, StreamId, Version};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -66,25 +67,10 @@ impl Encoded<'_> {
     }
 }
 
-/// Checks a multi-stream append as the memory store does (a stream named twice, an event id
-/// given twice) and encodes each stream's events.
+/// Checks a call by the rules that need nothing stored ([`backend::check_call`]: a stream
+/// named twice, an event id given twice) and encodes each stream's events.
 pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, StoreError> {
-    if appends.len() > 1 {
-        let mut streams = HashSet::with_capacity(appends.len());
-        for append in appends {
-            if !streams.insert(&append.stream_id) {
-                return Err(StoreError::DuplicateStream {
-                    stream: append.stream_id.clone(),
-                });
-            }
-        }
-    }
-    if let Some((stream, id)) = repeated_id(appends) {
-        return Err(StoreError::Rejected {
-            stream: stream.clone(),
-            reason: format!("event id {id} appears twice in one append"),
-        });
-    }
+    backend::check_call(appends)?;
     appends
         .iter()
         .map(|append| {
@@ -135,31 +121,6 @@ pub(crate) fn encode(appends: &[StreamAppend]) -> Result<Vec<Encoded<'_>>, Store
             Ok(encoded)
         })
         .collect()
-}
-
-/// The first event id given a second time, in the order the events are given, with the stream
-/// of its second occurrence. Sorting the ids finds repeats without hashing each one.
-fn repeated_id(appends: &[StreamAppend]) -> Option<(&StreamId, Uuid)> {
-    let count: usize = appends.iter().map(|append| append.events.len()).sum();
-    if count < 2 {
-        return None;
-    }
-    let mut ids = Vec::with_capacity(count);
-    for (stream, append) in appends.iter().enumerate() {
-        for (event, new) in append.events.iter().enumerate() {
-            ids.push((new.event_id.as_u128(), stream, event));
-        }
-    }
-    ids.sort_unstable();
-    // A run of equal ids is sorted by where each occurrence was given: its second entry is the
-    // id's second occurrence, and the earliest of those is the repeat a scan would meet first.
-    ids.chunk_by(|a, b| a.0 == b.0)
-        .filter_map(|run| match run {
-            [_, (id, stream, event), ..] => Some((*stream, *event, *id)),
-            _ => None,
-        })
-        .min()
-        .map(|(stream, _, id)| (&appends[stream].stream_id, Uuid::from_u128(id)))
 }
 
 /// What one run of the append statement did.
@@ -278,11 +239,11 @@ async fn run<C: GenericClient + Sync>(
             )))
         }
     };
-    Ok(Ran::Written(AppendResult {
-        first_version: current.next(),
-        stream_version: Version(current.0 + count),
+    Ok(Ran::Written(backend::written(
+        current,
+        e.ids.len(),
         last_position,
-    }))
+    )))
 }
 
 /// The fast path of one stream's append of at least one event, in its own transaction, with
@@ -360,6 +321,7 @@ pub(crate) async fn fast_written<C: GenericClient + Sync>(
             first_version: first,
             stream_version: last,
             last_position: Some(Position(unsigned(position, "position")?)),
+            written: true,
         }))
     };
     match rows.as_slice() {
@@ -536,20 +498,14 @@ pub(crate) async fn slow<B: Begin>(
 struct Stored {
     event_id: Uuid,
     stream_id: StreamId,
-    version: u64,
-    position: u64,
+    version: Version,
+    position: Position,
 }
 
-impl Stored {
-    fn duplicate(&self) -> StoreError {
-        StoreError::DuplicateEventId {
-            event_id: self.event_id,
-            stream: self.stream_id.clone(),
-            version: Version(self.version),
-        }
-    }
-}
-
+/// One attempt of the slow path, in a transaction: takes the streams' turns, reads what the
+/// rules of [`backend::decide`] need (the stored event ids of the call, each stream's
+/// version) with statements that see what the turns' earlier holders committed, decides each
+/// stream in the order given, and writes the streams to write.
 async fn attempt<C: GenericClient + Sync>(
     client: &C,
     statement: &Statement,
@@ -557,75 +513,70 @@ async fn attempt<C: GenericClient + Sync>(
     channel: Option<&str>,
     encoded: &[Encoded<'_>],
 ) -> Result<Attempt, StoreError> {
-    // The turns come first, in a statement of their own: every statement after it reads what
-    // the streams' earlier writers committed.
     take_turns(client, sql, encoded).await?;
     let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
-    let mut stored = HashMap::new();
-    if !ids.is_empty() {
-        for row in client
-            .query(sql.events_by_id.as_str(), &[&ids])
-            .await
-            .map_err(PgError::from)?
-        {
-            let event = Stored {
-                event_id: row.try_get(0).map_err(PgError::from)?,
-                stream_id: stream_id(row.try_get(1).map_err(PgError::from)?)?,
-                version: unsigned(row.try_get(2).map_err(PgError::from)?, "version")?,
-                position: unsigned(row.try_get(3).map_err(PgError::from)?, "position")?,
-            };
-            stored.insert(event.event_id, event);
-        }
+    let streams: Vec<&str> = encoded.iter().map(|e| e.append.stream_id.as_str()).collect();
+    // Sent together: one round trip.
+    let (stored_rows, version_rows) = futures_util::future::try_join(
+        client.query(sql.events_by_id.as_str(), &[&ids]),
+        client.query(sql.stream_versions.as_str(), &[&streams]),
+    )
+    .await
+    .map_err(PgError::from)?;
+    let mut stored = HashMap::with_capacity(stored_rows.len());
+    for row in stored_rows {
+        let event = Stored {
+            event_id: row.try_get(0).map_err(PgError::from)?,
+            stream_id: stream_id(row.try_get(1).map_err(PgError::from)?)?,
+            version: Version(unsigned(row.try_get(2).map_err(PgError::from)?, "version")?),
+            position: Position(unsigned(row.try_get(3).map_err(PgError::from)?, "position")?),
+        };
+        stored.insert(event.event_id, event);
+    }
+    if version_rows.len() != encoded.len() {
+        return Err(StoreError::backend(format!(
+            "internal error: read {} stream versions for {} streams",
+            version_rows.len(),
+            encoded.len()
+        )));
     }
 
-    // Like the memory store, streams are decided in the given order and the first refusal
-    // wins; a stream after a refused one does not matter.
-    let mut outcomes: Vec<Option<Result<AppendResult, StoreError>>> =
-        encoded.iter().map(|_| None).collect();
-    let mut end = encoded.len();
-    for (index, e) in encoded.iter().enumerate() {
-        match retry_of(e.append, &stored) {
-            Ok(Some(result)) => outcomes[index] = Some(Ok(result)),
-            Ok(None) => {}
-            Err(error) => {
-                outcomes[index] = Some(Err(error));
-                end = index;
-                break;
-            }
+    let mut results = Vec::with_capacity(encoded.len());
+    for (e, row) in encoded.iter().zip(&version_rows) {
+        let current = Version(unsigned(row.try_get(0).map_err(PgError::from)?, "version")?);
+        let decision = backend::decide(e.append, current, |id| {
+            stored.get(id).map(|event| StoredEvent {
+                event_id: event.event_id,
+                stream_id: &event.stream_id,
+                version: event.version,
+                position: event.position,
+            })
+        });
+        match decision {
+            Ok(Decision::Retry(result)) => results.push(Some(result)),
+            Ok(Decision::Write { .. }) => results.push(None),
+            Err(error) => return Ok(Attempt::Refused(error)),
         }
     }
 
     for index in lock_order(encoded) {
-        if index >= end || outcomes[index].is_some() {
+        if results[index].is_some() {
             continue;
         }
         let e = &encoded[index];
-        let outcome = match run(client, statement, channel, e).await {
-            Ok(Ran::Written(result)) => Ok(result),
-            Ok(Ran::Mismatch(actual)) => Err(conflict(e, actual)),
+        match run(client, statement, channel, e).await {
+            Ok(Ran::Written(result)) => results[index] = Some(result),
+            // The turns are held, so the version cannot have moved since it was read.
+            Ok(Ran::Mismatch(actual)) => return Ok(Attempt::Refused(conflict(e, actual))),
             // The turn is held and the store's own transactions are READ COMMITTED, so only
             // the snapshot of a caller's REPEATABLE READ or SERIALIZABLE transaction, taken
             // before the turn, reads a stale version; it would read the same one again.
             Ok(Ran::Stale) => return Ok(Attempt::Refused(stale_snapshot(e))),
             Err(Failed::DuplicateId) => return Ok(Attempt::Again),
             Err(Failed::Store(error)) => return Ok(Attempt::Refused(error)),
-        };
-        outcomes[index] = Some(outcome);
-    }
-
-    let mut results = Vec::with_capacity(encoded.len());
-    for outcome in outcomes {
-        match outcome {
-            Some(Ok(result)) => results.push(result),
-            Some(Err(error)) => return Ok(Attempt::Refused(error)),
-            None => {
-                return Err(StoreError::backend(
-                    "internal error: an append of a multi-stream call was left undecided",
-                ))
-            }
         }
     }
-    Ok(Attempt::Done(results))
+    Ok(Attempt::Done(results.into_iter().flatten().collect()))
 }
 
 /// The refusal of an append whose transaction's snapshot predates the stream's last append.
@@ -643,37 +594,4 @@ fn conflict(e: &Encoded<'_>, actual: Version) -> StoreError {
         expected: e.append.expected,
         actual,
     }
-}
-
-/// The earlier result if `append` repeats stored events exactly: the same ids, in the same
-/// stream, at consecutive versions. Any other reuse of a stored id is an error. This is the
-/// memory store's rule, word for word.
-fn retry_of(
-    append: &StreamAppend,
-    stored: &HashMap<Uuid, Stored>,
-) -> Result<Option<AppendResult>, StoreError> {
-    let Some(first) = append.events.first().and_then(|e| stored.get(&e.event_id)) else {
-        return match append.events.iter().find_map(|e| stored.get(&e.event_id)) {
-            Some(clash) => Err(clash.duplicate()),
-            None => Ok(None),
-        };
-    };
-    let mut last = first;
-    for (offset, event) in append.events.iter().enumerate() {
-        match stored.get(&event.event_id) {
-            Some(recorded)
-                if recorded.stream_id == append.stream_id
-                    && recorded.version == first.version + offset as u64 =>
-            {
-                last = recorded;
-            }
-            Some(recorded) => return Err(recorded.duplicate()),
-            None => return Err(first.duplicate()),
-        }
-    }
-    Ok(Some(AppendResult {
-        first_version: Version(first.version),
-        stream_version: Version(last.version),
-        last_position: Some(Position(last.position)),
-    }))
 }

@@ -85,6 +85,7 @@
 
 mod append;
 mod config;
+mod lease;
 mod migrate;
 mod notify;
 mod projection;

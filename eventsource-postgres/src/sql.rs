@@ -27,17 +27,29 @@ pub(crate) struct Sql {
     /// whether the append has exactly one event.
     pub(crate) lean: [[String; 2]; 2],
     pub(crate) stream_version: String,
+    /// The versions of several streams, in the order given.
+    pub(crate) stream_versions: String,
     pub(crate) events_by_id: String,
     pub(crate) read_stream: String,
     pub(crate) replay_stream: String,
     pub(crate) read_all: String,
-    pub(crate) held_back: String,
     pub(crate) visible_after: String,
+    pub(crate) log_head: String,
     pub(crate) read_event: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
     pub(crate) save_checkpoint: String,
+    /// Saves a checkpoint where none is stored; no row when one is.
+    pub(crate) save_first_checkpoint: String,
+    /// Saves a checkpoint over the one given; no row when another is stored.
+    pub(crate) save_checkpoint_over: String,
     pub(crate) load_checkpoint: String,
+    /// Waits for a session-level advisory lock keyed by the hash of `$1` with seed `$2`:
+    /// a stream's turn held across statements (seed 0, the key `stream_turn` takes), or a
+    /// projection's lease (seed 1).
+    pub(crate) lock_session: String,
+    /// Releases the lock [`Sql::lock_session`] took.
+    pub(crate) unlock_session: String,
     /// The advisory locks of several streams, taken in the given order before a multi-stream
     /// append writes anything.
     pub(crate) lock_streams: String,
@@ -56,6 +68,11 @@ impl Sql {
                 "SELECT version FROM {s}.events WHERE stream_id = $1::text \
                  ORDER BY version DESC LIMIT 1"
             ),
+            stream_versions: format!(
+                "SELECT coalesce((SELECT version FROM {s}.events AS last \
+                 WHERE last.stream_id = s.stream_id ORDER BY last.version DESC LIMIT 1), 0) \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n"
+            ),
             events_by_id: format!(
                 "SELECT event_id, stream_id, version, position FROM {s}.events \
                  WHERE event_id = ANY($1::uuid[])"
@@ -71,24 +88,29 @@ impl Sql {
                  FROM {s}.events WHERE stream_id = $1::text AND version >= $2::int8 \
                  ORDER BY version LIMIT $3::int8"
             ),
-            // Only rows of transactions older than every running one: a transaction still
-            // in flight may yet commit rows that sort before the ones already visible.
+            // The page and whether committed events wait behind it, from one snapshot.
             read_all: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
-                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                   AND (tx_id, position) > ($1::text::xid8, $2::int8) \
-                 ORDER BY events.tx_id, events.position LIMIT $3::int8"
-            ),
-            // Whether committed events after the checkpoint wait behind a running transaction.
-            held_back: format!(
-                "SELECT EXISTS (SELECT 1 FROM {s}.events \
-                 WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) \
-                   AND (tx_id, position) > ($1::text::xid8, $2::int8))"
+                "WITH {horizon}, \
+                 page AS (SELECT {EVENT_COLUMNS} FROM {s}.events, horizon \
+                   WHERE events.tx_id < horizon.tx \
+                     AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8) \
+                   ORDER BY events.tx_id, events.position LIMIT $3::int8), \
+                 held AS (SELECT EXISTS (SELECT 1 FROM {s}.events, horizon \
+                   WHERE events.tx_id >= horizon.tx \
+                     AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8)) AS back) \
+                 SELECT page.*, held.back FROM held LEFT JOIN page ON true \
+                 ORDER BY page.commit_id, page.position",
+                horizon = horizon(&s),
             ),
             visible_after: format!(
-                "SELECT EXISTS (SELECT 1 FROM {s}.events \
-                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                   AND (tx_id, position) > ($1::text::xid8, $2::int8))"
+                "WITH {horizon} SELECT EXISTS (SELECT 1 FROM {s}.events, horizon \
+                 WHERE events.tx_id < horizon.tx \
+                   AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8))",
+                horizon = horizon(&s),
+            ),
+            log_head: format!(
+                "SELECT tx_id::text::int8 AS commit_id, position FROM {s}.events \
+                 ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
             ),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1::uuid"),
             // An older snapshot never replaces a newer one.
@@ -109,6 +131,17 @@ impl Sql {
                  ON CONFLICT (name) DO UPDATE \
                  SET commit = excluded.commit, position = excluded.position, updated_at = now()"
             ),
+            save_first_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (name, commit, position) VALUES ($1::text, $2::int8, $3::int8) \
+                 ON CONFLICT (name) DO NOTHING RETURNING 1"
+            ),
+            save_checkpoint_over: format!(
+                "UPDATE {s}.checkpoints SET commit = $2::int8, position = $3::int8, updated_at = now() \
+                 WHERE name = $1::text AND commit = $4::int8 AND position = $5::int8 RETURNING 1"
+            ),
+            lock_session: "SELECT pg_advisory_lock(hashtextextended($1::text, $2::int8))".to_owned(),
+            unlock_session: "SELECT pg_advisory_unlock(hashtextextended($1::text, $2::int8))"
+                .to_owned(),
             lock_streams: format!(
                 "SELECT {} FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n",
                 take_turn("stream_id")
@@ -118,6 +151,40 @@ impl Sql {
             ),
         }
     }
+}
+
+/// The CTE `horizon(tx)`: the transaction id below which every event is visible and no
+/// event can still commit, for the statement's snapshot.
+///
+/// Only transactions that may write events hold it back. Those are the ones the snapshot
+/// sees running (`pg_snapshot_xip`) that hold a lock on this events table stronger than a
+/// reader's (an `INSERT` takes `RowExclusiveLock` before the transaction gets its id, and
+/// keeps it to the end), and those that ended after the snapshot was taken, whose events the
+/// snapshot cannot see. Any other running transaction (a write to another table or another
+/// database, however long) is passed over. With none, the horizon is the snapshot's `xmax`,
+/// the next transaction id: a writer that gets its id later sorts after every visible event.
+///
+/// `pg_locks` reports 32-bit transaction ids, compared with the low 32 bits of the snapshot's
+/// 64-bit ones; it is only read when some transaction is running.
+fn horizon(s: &str) -> String {
+    format!(
+        "snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS snap), \
+         writers AS MATERIALIZED ( \
+           SELECT held.transactionid::text::int8 AS xid32 \
+           FROM pg_locks AS l JOIN pg_locks AS held ON held.virtualtransaction = l.virtualtransaction \
+           WHERE l.locktype = 'relation' AND l.relation = '{s}.events'::regclass \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND l.mode NOT IN ('AccessShareLock', 'RowShareLock') \
+             AND held.locktype = 'transactionid' AND held.mode = 'ExclusiveLock' AND held.granted), \
+         horizon AS MATERIALIZED ( \
+           SELECT coalesce( \
+             (SELECT x FROM pg_snapshot_xip(snapshot.snap) AS x \
+              WHERE pg_xact_status(x) IS DISTINCT FROM 'in progress' \
+                 OR (x::text::int8 % 4294967296) IN (SELECT xid32 FROM writers) \
+              ORDER BY x LIMIT 1), \
+             pg_snapshot_xmax(snapshot.snap)) AS tx \
+           FROM snapshot)"
+    )
 }
 
 /// Where a lean append numbers its events from.

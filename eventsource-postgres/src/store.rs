@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, ObjectId, Pool, RecyclingMethod, Runtime};
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, Payload, Position, RecordedEvent, ReplayedEvent,
-    Snapshot, StoreError, StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, HeldTurn, Lease, Payload, Position, RecordedEvent,
+    ReplayedEvent, Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
 use futures_util::TryStreamExt;
 use tokio::time::Instant;
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::append::{self, Failed};
 use crate::config::{Notifications, PgConfig, PgError};
+use crate::lease;
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
 use crate::rows::{recorded_event, replayed_event, schema_version, signed, unsigned, JsonText};
@@ -56,7 +57,7 @@ struct Inner {
 
 /// A statement run on every append or load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Hot {
+pub(crate) enum Hot {
     Append,
     /// A lean append ([`Sql::lean`]): its numbering, and whether it has exactly one event.
     Lean(Numbering, bool),
@@ -335,6 +336,70 @@ impl PgEventStore {
         }
     }
 
+    /// Appends on `client`, a pooled connection: the body of
+    /// [`append_streams`](EventStore::append_streams), and of a [`HeldTurn`]'s appends.
+    pub(crate) async fn append_on(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        appends: &[StreamAppend],
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let encoded = append::encode(appends)?;
+        if encoded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &*self.inner;
+        let channel = match inner.config.notifications {
+            Notifications::InTransaction => Some(inner.channel.as_str()),
+            Notifications::AfterCommit => None,
+        };
+        let fast = if encoded.len() == 1 && channel.is_none() && encoded[0].writes() {
+            // The common case: one lean statement, its own transaction, one round trip.
+            let hot = Hot::Lean(encoded[0].numbering(), encoded[0].is_one());
+            let statement = self.hot_statement(client, hot).await?;
+            append::fast_written(&***client, &statement, &encoded[0])
+                .await
+                .map(|written| written.map(|result| vec![result]))
+        } else {
+            let statement = self.hot_statement(client, Hot::Append).await?;
+            if encoded.len() == 1 {
+                // One statement, its own transaction: one round trip.
+                append::fast(&***client, &statement, channel, &encoded).await
+            } else {
+                let tx = append::read_committed(client)
+                    .await
+                    .map_err(PgError::from)?;
+                append::lock_streams(&tx, &inner.sql, &encoded).await?;
+                let fast = append::fast(&tx, &statement, channel, &encoded).await;
+                match fast {
+                    Ok(Some(results)) => {
+                        tx.commit().await.map_err(PgError::from)?;
+                        Ok(Some(results))
+                    }
+                    other => {
+                        tx.rollback().await.map_err(PgError::from)?;
+                        other
+                    }
+                }
+            }
+        };
+        let results = match fast {
+            Ok(Some(results)) => results,
+            Ok(None) | Err(Failed::DuplicateId) => {
+                let statement = self.hot_statement(client, Hot::Append).await?;
+                let pg: &mut tokio_postgres::Client = client;
+                append::slow(pg, &statement, &inner.sql, channel, &encoded).await?
+            }
+            Err(Failed::Store(error)) => return Err(error),
+        };
+        if results.iter().any(|r| r.written) {
+            self.inner.notifier.wake_local();
+            if inner.config.notifications == Notifications::AfterCommit {
+                inner.announcer.request(&inner.pool, &inner.channel);
+            }
+        }
+        Ok(results)
+    }
+
     async fn events_visible(&self, after: Checkpoint) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let statement = client
@@ -362,7 +427,7 @@ impl PgEventStore {
     }
 
     /// The prepared `hot` statement on `client`.
-    async fn hot_statement(
+    pub(crate) async fn hot_statement(
         &self,
         client: &deadpool_postgres::Object,
         hot: Hot,
@@ -420,63 +485,8 @@ impl EventStore for PgEventStore {
         &self,
         appends: Vec<StreamAppend>,
     ) -> Result<Vec<AppendResult>, StoreError> {
-        let encoded = append::encode(&appends)?;
-        if encoded.is_empty() {
-            return Ok(Vec::new());
-        }
-        let inner = &*self.inner;
         let mut client = self.client().await?;
-        let channel = match inner.config.notifications {
-            Notifications::InTransaction => Some(inner.channel.as_str()),
-            Notifications::AfterCommit => None,
-        };
-        let fast = if encoded.len() == 1 && channel.is_none() && encoded[0].writes() {
-            // The common case: one lean statement, its own transaction, one round trip.
-            let hot = Hot::Lean(encoded[0].numbering(), encoded[0].is_one());
-            let statement = self.hot_statement(&client, hot).await?;
-            append::fast_written(&**client, &statement, &encoded[0])
-                .await
-                .map(|written| written.map(|result| vec![result]))
-        } else {
-            let statement = self.hot_statement(&client, Hot::Append).await?;
-            if encoded.len() == 1 {
-                // One statement, its own transaction: one round trip.
-                append::fast(&**client, &statement, channel, &encoded).await
-            } else {
-                let tx = append::read_committed(&mut client)
-                    .await
-                    .map_err(PgError::from)?;
-                append::lock_streams(&tx, &inner.sql, &encoded).await?;
-                let fast = append::fast(&tx, &statement, channel, &encoded).await;
-                match fast {
-                    Ok(Some(results)) => {
-                        tx.commit().await.map_err(PgError::from)?;
-                        Ok(Some(results))
-                    }
-                    other => {
-                        tx.rollback().await.map_err(PgError::from)?;
-                        other
-                    }
-                }
-            }
-        };
-        let results = match fast {
-            Ok(Some(results)) => results,
-            Ok(None) | Err(Failed::DuplicateId) => {
-                let statement = self.hot_statement(&client, Hot::Append).await?;
-                let pg: &mut tokio_postgres::Client = &mut client;
-                append::slow(pg, &statement, &inner.sql, channel, &encoded).await?
-            }
-            Err(Failed::Store(error)) => return Err(error),
-        };
-        drop(client);
-        if results.iter().any(|r| r.last_position.is_some()) {
-            self.inner.notifier.wake_local();
-            if inner.config.notifications == Notifications::AfterCommit {
-                inner.announcer.request(&inner.pool, &inner.channel);
-            }
-        }
-        Ok(results)
+        self.append_on(&mut client, &appends).await
     }
 
     async fn read_stream(
@@ -527,6 +537,10 @@ impl EventStore for PgEventStore {
         Ok(visited)
     }
 
+    /// One statement reads the page and tells, from the same snapshot, whether committed
+    /// events after it wait behind a transaction that writes events; a short page with
+    /// events held back is read again (after a pause that doubles up to 50 ms) until that
+    /// transaction ends or [`PgConfig::read_settle`] passes.
     async fn read_all(
         &self,
         after: Checkpoint,
@@ -540,35 +554,41 @@ impl EventStore for PgEventStore {
         let deadline = Instant::now() + self.inner.config.read_settle;
         let mut pause = Duration::from_millis(1);
         loop {
-            let events = self
-                .read_events(
-                    &self.inner.sql.read_all,
-                    &[&commit, &position, &self::limit(limit)],
-                    None,
-                )
-                .await?;
-            if events.len() >= limit || Instant::now() >= deadline {
+            let (events, held_back) = {
+                let client = self.client().await?;
+                let statement = client
+                    .prepare_cached(&self.inner.sql.read_all)
+                    .await
+                    .map_err(PgError::from)?;
+                let rows = client
+                    .query(&statement, &[&commit, &position, &self::limit(limit)])
+                    .await
+                    .map_err(PgError::from)?;
+                page_of(&rows)?
+            };
+            if events.len() >= limit || !held_back || Instant::now() >= deadline {
                 return Ok(events);
             }
-            // Committed events may wait behind a transaction still running; give it a moment
-            // to end, so a reader sees what was just appended.
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&self.inner.sql.held_back)
-                .await
-                .map_err(PgError::from)?;
-            let held_back: bool = client
-                .query_one(&statement, &[&commit, &position])
-                .await
-                .map_err(PgError::from)?
-                .try_get(0)
-                .map_err(PgError::from)?;
-            drop(client);
-            if !held_back {
-                return Ok(events);
-            }
+            // Committed events wait behind a transaction still writing events; give it a
+            // moment to end, so a reader sees what was just appended.
             tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
             pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    async fn log_head(&self) -> Result<Checkpoint, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.log_head)
+            .await
+            .map_err(PgError::from)?;
+        let row = client
+            .query_opt(&statement, &[])
+            .await
+            .map_err(PgError::from)?;
+        match row {
+            None => Ok(Checkpoint::START),
+            Some(row) => Ok(checkpoint_of(&row)?),
         }
     }
 
@@ -671,13 +691,7 @@ impl EventStore for PgEventStore {
         else {
             return Ok(None);
         };
-        let decode = |row: &tokio_postgres::Row| -> Result<Checkpoint, PgError> {
-            Ok(Checkpoint {
-                commit: unsigned(row.try_get(0)?, "checkpoint commit")?,
-                position: Position(unsigned(row.try_get(1)?, "checkpoint position")?),
-            })
-        };
-        Ok(Some(decode(&row)?))
+        Ok(Some(checkpoint_of(&row)?))
     }
 
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
@@ -700,6 +714,42 @@ impl EventStore for PgEventStore {
         Ok(())
     }
 
+    async fn save_checkpoint_if(
+        &self,
+        name: &str,
+        expected: Option<Checkpoint>,
+        checkpoint: Checkpoint,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let saved = save_checkpoint_over(&client, self.sql(), name, expected, checkpoint)
+            .await
+            .map_err(PgError::from)?;
+        drop(client);
+        if saved {
+            return Ok(());
+        }
+        Err(StoreError::CheckpointMoved {
+            name: name.to_owned(),
+            expected,
+            actual: self.load_checkpoint(name).await?,
+        })
+    }
+
+    /// A session-level advisory lock keyed by the store's schema and `name`, held on a
+    /// connection of its own (taken out of the pool): it dies with that connection, so a
+    /// runner that exits, is killed or loses its connection gives the lease up at once, and
+    /// the next runner waiting for it takes over.
+    async fn acquire_lease(&self, name: &str) -> Result<Box<dyn Lease>, StoreError> {
+        Ok(Box::new(lease::acquire(self, name).await?))
+    }
+
+    /// The stream's advisory lock, the one every append takes, held at session level on one
+    /// pooled connection: appends to the stream from every other connection, in this process
+    /// or any other, wait until it is released.
+    async fn hold_turn(&self, stream: &StreamId) -> Result<Option<Box<dyn HeldTurn>>, StoreError> {
+        Ok(Some(Box::new(lease::hold_turn(self, stream).await?)))
+    }
+
     async fn wait_for_events(
         &self,
         after: Checkpoint,
@@ -707,4 +757,58 @@ impl EventStore for PgEventStore {
     ) -> Result<bool, StoreError> {
         PgEventStore::wait_for_events(self, after, timeout).await
     }
+}
+
+/// The events of a page of [`Sql::read_all`](crate::sql) and whether events after it are
+/// held back. An empty page is one row of NULL event columns.
+fn page_of(rows: &[tokio_postgres::Row]) -> Result<(Vec<RecordedEvent>, bool), PgError> {
+    let mut held_back = false;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        held_back = row.try_get(10)?;
+        if row.try_get::<_, Option<Uuid>>(0)?.is_some() {
+            events.push(recorded_event(row, None)?);
+        }
+    }
+    Ok((events, held_back))
+}
+
+/// A `(commit, position)` row.
+pub(crate) fn checkpoint_of(row: &tokio_postgres::Row) -> Result<Checkpoint, PgError> {
+    Ok(Checkpoint {
+        commit: unsigned(row.try_get(0)?, "checkpoint commit")?,
+        position: Position(unsigned(row.try_get(1)?, "checkpoint position")?),
+    })
+}
+
+/// Saves `checkpoint` under `name` through `client` if the stored one is `expected`; `false`
+/// when another is stored. In a transaction, the row stays locked until it ends, so a second
+/// saver waits and then finds the checkpoint moved.
+pub(crate) async fn save_checkpoint_over<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+    sql: &Sql,
+    name: &str,
+    expected: Option<Checkpoint>,
+    checkpoint: Checkpoint,
+) -> Result<bool, tokio_postgres::Error> {
+    let (commit, position) = (signed(checkpoint.commit), signed(checkpoint.position.0));
+    let rows = match expected {
+        None => {
+            let statement = client.prepare_cached(&sql.save_first_checkpoint).await?;
+            client
+                .query(&statement, &[&name, &commit, &position])
+                .await?
+        }
+        Some(old) => {
+            let statement = client.prepare_cached(&sql.save_checkpoint_over).await?;
+            let (old_commit, old_position) = (signed(old.commit), signed(old.position.0));
+            client
+                .query(
+                    &statement,
+                    &[&name, &commit, &position, &old_commit, &old_position],
+                )
+                .await?
+        }
+    };
+    Ok(!rows.is_empty())
 }

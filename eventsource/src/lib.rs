@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod aggregate;
+pub mod backend;
 mod codec;
 mod envelope;
 mod event;
@@ -27,11 +28,12 @@ pub use metadata::Metadata;
 pub use projection::{HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError};
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
-    RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE,
+    RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE, DEFAULT_MAX_ATTEMPTS,
 };
 pub use store::{
-    AppendResult, EventStore, EventStoreExt, LogReader, NewEvent, RecordedEvent, ReplayedEvent,
-    Snapshot, StoreError, StreamAppend, StreamReader, DEFAULT_BATCH_SIZE,
+    AppendResult, EventStore, EventStoreExt, HeldTurn, Lease, LogReader, NewEvent, RecordedEvent,
+    ReplayVisitor, ReplayedEvent, Snapshot, StoreError, StreamAppend, StreamReader,
+    DEFAULT_BATCH_SIZE,
 };
 pub use stream::{
     Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,

@@ -2,12 +2,9 @@
 //! concurrency, retry on conflict.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::ControlFlow;
-use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use foldhash::HashMap;
 use uuid::Uuid;
@@ -16,7 +13,7 @@ use crate::aggregate::Aggregate;
 use crate::envelope::UnknownEvents;
 use crate::event::{DecodeError, EncodeError};
 use crate::metadata::Metadata;
-use crate::store::{EventStore, NewEvent, ReplayedEvent, Snapshot, StoreError};
+use crate::store::{EventStore, HeldTurn, NewEvent, ReplayedEvent, Snapshot, StoreError};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
 use crate::turn::StreamTurns;
 
@@ -85,16 +82,60 @@ impl CommandContext {
     }
 }
 
-/// How often a command is decided again when a concurrent writer appended first.
+/// How a command is decided again when a concurrent writer appended first.
+///
+/// The default: at most 16 decisions ([`DEFAULT_MAX_ATTEMPTS`]). After the first conflict the
+/// repository takes the stream's turn across every writer of the store
+/// ([`EventStore::hold_turn`]: PostgreSQL's advisory lock, held on one connection while it
+/// reads, decides and appends; among repositories of one memory store, a queue), so the
+/// writers that lost a race are served in turn instead of racing again. A store without such
+/// turns gets a randomized backoff instead ("full jitter"): before deciding again the
+/// repository sleeps a random time up to `initial_backoff` ×2 per conflict so far, at most
+/// `max_backoff` (by default up to 1 ms, 2 ms, 4 ms... capped at 100 ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// The most times a command is decided, the first included (at least 1).
     pub max_attempts: u32,
+    /// The ceiling of the first random backoff, when the store has no turns to hold.
+    pub initial_backoff: Duration,
+    /// The most a backoff's ceiling grows to.
+    pub max_backoff: Duration,
 }
+
+/// How many times a command is decided at most by default; see [`RetryPolicy`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 16 }
+        RetryPolicy {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy with at most `max_attempts` decisions.
+    pub fn with_max_attempts(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// A random backoff after `conflicts` conflicts: up to `initial_backoff` × 2^(conflicts - 1),
+    /// at most `max_backoff`.
+    fn backoff(&self, conflicts: u32) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32 << conflicts.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        match nanos {
+            0 => Duration::ZERO,
+            nanos => Duration::from_nanos(Uuid::new_v4().as_u64_pair().0 % nanos),
+        }
     }
 }
 
@@ -296,6 +337,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = RetryPolicy {
             max_attempts: retry.max_attempts.max(1),
+            ..retry
         };
         self
     }
@@ -328,29 +370,44 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 
     /// Runs `command` with the options in `context`: metadata stamped on every event, an
     /// expected version, an idempotency key.
+    ///
+    /// With an idempotency key, concurrent repeats of one command (in this process or in
+    /// others) are one command: one of them appends, and every other returns `Ok` with
+    /// [`CommandOutcome::duplicate`] set, describing the stored events. The key is looked up
+    /// under the stream's turn in this process, and the store's exact-retry rule settles a
+    /// race between processes.
     pub async fn execute_with(
         &self,
         id: &StreamId,
         command: A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        if let Some(key) = &context.idempotency_key {
-            let first = idempotent_event_id(id, key, 0);
-            if let Some(recorded) = self.store.read_event(first).await? {
-                if recorded.stream_id == *id {
-                    tracing::debug!(stream = %id, key, "command already executed under this idempotency key");
-                    return Ok(CommandOutcome {
-                        version: self.store.stream_version(id).await?,
-                        appended: 0,
-                        last_position: None,
-                        duplicate: true,
-                        attempts: 0,
-                    });
-                }
+        let _turn = self.writers.take(id).await;
+        let mut held = None;
+        let outcome = self.decide_and_append(id, &command, &context, &mut held).await;
+        if let Some(turn) = held {
+            if let Err(error) = turn.release().await {
+                tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
             }
         }
+        outcome
+    }
 
-        let _turn = self.writers.take(id).await;
+    /// The attempts of one command, under this process's turn of the stream; from the first
+    /// conflict on, under the stream's turn in the store (`held`) when the store has one.
+    async fn decide_and_append(
+        &self,
+        id: &StreamId,
+        command: &A::Command,
+        context: &CommandContext,
+        held: &mut Option<Box<dyn HeldTurn>>,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
+        let key = context.idempotency_key.as_deref();
+        if let Some(key) = key {
+            if let Some(outcome) = self.executed(held, id, key, 0).await? {
+                return Ok(outcome);
+            }
+        }
         // A cached state is decided on as it is, without reading the stream first: the
         // append's expected version rejects the decision if another writer got in first, and
         // only then are the newer events read. That makes a command one round trip.
@@ -363,7 +420,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             attempts += 1;
             if !unread {
                 // After a conflict only the events appended since are read: the state is kept.
-                self.catch_up(id, &mut loaded, None).await?;
+                self.catch_up(held, id, &mut loaded, None).await?;
             }
             if let Some(expected) = context.expected_version {
                 if !expected.matches(loaded.version) {
@@ -375,13 +432,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     .into());
                 }
             }
-            let decision = loaded.state.handle(&command, &self.services).await;
+            let decision = loaded.state.handle(command, &self.services).await;
             // A refusal or a decision to do nothing appends nothing, so no expected version
             // checks it: it stands only if it was made on the stream's latest state.
             let appends = matches!(&decision, Ok(events) if !events.is_empty());
             if !appends && unread {
                 let before = loaded.version;
-                self.catch_up(id, &mut loaded, None).await?;
+                self.catch_up(held, id, &mut loaded, None).await?;
                 unread = false;
                 if loaded.version != before {
                     attempts -= 1;
@@ -389,6 +446,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 }
             }
             unread = false;
+            if !appends {
+                // Made on a state that already holds the command's own events (a repeat
+                // from another process that appended first), it is that command's repeat.
+                if let Some(key) = key {
+                    if let Some(outcome) = self.executed(held, id, key, attempts).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
             let events = match decision {
                 Ok(events) => events,
                 Err(rejection) => {
@@ -405,23 +471,23 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     attempts,
                 });
             }
-            let new_events = self.encode(id, &events, &context)?;
+            let new_events = self.encode(id, &events, context)?;
             let expected = context
                 .expected_version
                 .unwrap_or(ExpectedVersion::Exact(loaded.version));
-            match self.store.append(id, expected, new_events).await {
-                Ok(result) => {
+            let appended = match held {
+                Some(turn) => turn.append(expected, new_events).await,
+                None => self.store.append(id, expected, new_events).await,
+            };
+            match appended {
+                Ok(result) if result.written => {
                     let before = loaded.version;
-                    if result.first_version == before.next()
-                        && result.stream_version.0 == before.0 + events.len() as u64
-                    {
-                        for event in &events {
-                            loaded.state.apply(event);
-                        }
-                        loaded.version = result.stream_version;
-                        self.maybe_snapshot(id, &loaded, before).await;
-                        self.cache.put(id, loaded);
+                    for event in &events {
+                        loaded.state.apply(event);
                     }
+                    loaded.version = result.stream_version;
+                    self.maybe_snapshot(id, &loaded, before).await;
+                    self.cache.put(id, loaded);
                     return Ok(CommandOutcome {
                         version: result.stream_version,
                         appended: events.len(),
@@ -429,6 +495,32 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         duplicate: false,
                         attempts,
                     });
+                }
+                // The store holds this command's events already (its repeat, decided
+                // elsewhere, appended first): they, not this decision, are what happened.
+                Ok(_) | Err(StoreError::DuplicateEventId { .. }) if key.is_some() => {
+                    let key = key.unwrap_or_default();
+                    self.catch_up(held, id, &mut loaded, None).await?;
+                    self.cache.put(id, loaded);
+                    if let Some(outcome) = self.executed(held, id, key, attempts).await? {
+                        return Ok(outcome);
+                    }
+                    return Err(match appended {
+                        Err(error) => error.into(),
+                        Ok(_) => StoreError::backend(format!(
+                            "the store answered an append to stream `{id}` under idempotency \
+                             key `{key}` as a repeat, but holds no event of that key"
+                        ))
+                        .into(),
+                    });
+                }
+                Ok(result) => {
+                    return Err(StoreError::backend(format!(
+                        "the store answered an append to stream `{id}` at version {} as an \
+                         exact retry of stored events, but the command has no idempotency key",
+                        result.first_version
+                    ))
+                    .into());
                 }
                 Err(StoreError::Conflict { actual, .. }) if context.expected_version.is_none() => {
                     if attempts >= self.retry.max_attempts {
@@ -439,17 +531,62 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         });
                     }
                     tracing::trace!(stream = %id, attempts, %actual, "conflict, deciding again");
-                    backoff(attempts).await;
+                    if held.is_none() {
+                        *held = self.store.hold_turn(id).await?;
+                        if held.is_none() {
+                            tokio::time::sleep(self.retry.backoff(attempts)).await;
+                        }
+                    }
                 }
                 Err(error) => return Err(error.into()),
             }
         }
     }
 
+    /// The outcome of the command already executed on stream `id` under idempotency `key`,
+    /// described by its stored events, if there is one.
+    async fn executed(
+        &self,
+        held: &mut Option<Box<dyn HeldTurn>>,
+        id: &StreamId,
+        key: &str,
+        attempts: u32,
+    ) -> Result<Option<CommandOutcome>, RepositoryError<A::Error>> {
+        let mut last = None;
+        for index in 0.. {
+            let event_id = idempotent_event_id(id, key, index);
+            let stored = match held {
+                Some(turn) => turn.read_event(event_id).await?,
+                None => self.store.read_event(event_id).await?,
+            };
+            match stored {
+                Some(event)
+                    if event.stream_id == *id
+                        && last.as_ref().is_none_or(|(version, _): &(Version, Position)| {
+                            event.version == version.next()
+                        }) =>
+                {
+                    last = Some((event.version, event.position));
+                }
+                _ => break,
+            }
+        }
+        Ok(last.map(|(version, position)| {
+            tracing::debug!(stream = %id, key, "command already executed under this idempotency key");
+            CommandOutcome {
+                version,
+                appended: 0,
+                last_position: Some(position),
+                duplicate: true,
+                attempts,
+            }
+        }))
+    }
+
     /// The current state of the aggregate in stream `id` and its version.
     pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut loaded = self.start(id, None).await?;
-        self.catch_up(id, &mut loaded, None).await?;
+        self.catch_up(&mut None, id, &mut loaded, None).await?;
         self.cache.put(id, loaded.clone());
         Ok(loaded)
     }
@@ -461,7 +598,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         version: Version,
     ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut loaded = self.start(id, Some(version)).await?;
-        self.catch_up(id, &mut loaded, Some(Until::Version(version)))
+        self.catch_up(&mut None, id, &mut loaded, Some(Until::Version(version)))
             .await?;
         if loaded.version < version {
             return Err(RepositoryError::VersionNotFound {
@@ -484,7 +621,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             state: A::default(),
             version: Version::INITIAL,
         };
-        self.catch_up(id, &mut loaded, Some(Until::Time(at)))
+        self.catch_up(&mut None, id, &mut loaded, Some(Until::Time(at)))
             .await?;
         Ok(loaded)
     }
@@ -566,6 +703,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// batches of `batch_size` through [`EventStore::replay_stream`].
     async fn catch_up(
         &self,
+        held: &mut Option<Box<dyn HeldTurn>>,
         id: &StreamId,
         loaded: &mut Loaded<A>,
         until: Option<Until>,
@@ -608,10 +746,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 loaded.version = event.version;
                 ControlFlow::Continue(())
             };
-            let visited = self
-                .store
-                .replay_stream(id, from, limit, &mut visit)
-                .await?;
+            let visited = match held {
+                Some(turn) => turn.replay(from, limit, &mut visit).await?,
+                None => self.store.replay_stream(id, from, limit, &mut visit).await?,
+            };
             if let Some(error) = failed {
                 return Err(error);
             }
@@ -650,32 +788,4 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
 enum Until {
     Version(Version),
     Time(SystemTime),
-}
-
-/// Waits a random number of scheduler turns, up to twice as many after each conflict, so
-/// writers in several processes that keep colliding spread out. Yielding rather than sleeping
-/// needs no timer, so any executor will do.
-async fn backoff(attempt: u32) {
-    let ceiling = 1u128 << attempt.min(10);
-    let turns = Uuid::new_v4().as_u128() % ceiling;
-    for _ in 0..=turns {
-        YieldNow(false).await;
-    }
-}
-
-/// Yields to the executor once.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
 }

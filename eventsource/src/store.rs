@@ -185,15 +185,23 @@ pub struct StreamAppend {
     pub events: Vec<NewEvent>,
 }
 
-/// What an append wrote.
+/// What an append wrote, or, for an exact retry, what an earlier append stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
     /// The version of the first appended event (the stream's next version when none was).
     pub first_version: Version,
-    /// The stream's version after the append.
+    /// The stream's version after the append (for an exact retry: the version of the last
+    /// stored event it repeats).
     pub stream_version: Version,
     /// The global position of the last appended event, if any was appended.
     pub last_position: Option<Position>,
+    /// Whether this call wrote the events. `false` for an exact retry of events stored
+    /// before (the store answered with what it holds, which may not be what this call's
+    /// caller decided), and for a call with no events.
+    ///
+    /// A cache of aggregate states must only apply a caller's own events when they were
+    /// written; the [`Repository`](crate::Repository) reloads otherwise.
+    pub written: bool,
 }
 
 /// A saved aggregate state: a cache that spares replaying the events up to `version`.
@@ -254,10 +262,29 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A checkpoint was to be saved over `expected`, but the stored checkpoint is `actual`:
+    /// another reader of the same name moved it. Nothing was saved.
+    #[error("checkpoint `{name}` moved: expected {}, but {} is stored", show(expected), show(actual))]
+    CheckpointMoved {
+        /// The checkpoint's name.
+        name: String,
+        /// The checkpoint the save expected (`None`: none stored).
+        expected: Option<Checkpoint>,
+        /// The checkpoint stored (`None`: none).
+        actual: Option<Checkpoint>,
+    },
     /// The backend failed (connection, I/O, database error). The append may not have
     /// committed; retrying with the same event ids is safe.
     #[error("event store backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A checkpoint in an error message.
+fn show(checkpoint: &Option<Checkpoint>) -> String {
+    match checkpoint {
+        Some(checkpoint) => checkpoint.to_string(),
+        None => "none".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -287,6 +314,9 @@ impl StoreError {
 ///   versions in the same order (as in an exact retry of an earlier append),
 ///   writes nothing and returns the result describing those stored events, whatever the
 ///   expected version says. Any other reuse of a stored id is [`StoreError::DuplicateEventId`].
+/// - The rules of one append call (a stream named twice, an event id given twice, exact
+///   retries, reused ids, expected versions) and the order in which they refuse a call are
+///   [`backend`](crate::backend)'s: a store calls its functions.
 /// - Reads return at most `limit` events, so a caller can page through any amount of data.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -371,6 +401,14 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The checkpoint of the last event of the global log committed now ([`Checkpoint::START`]
+    /// for an empty log): where a catch-up that started now ends.
+    ///
+    /// Every event committed before the call sorts at or before it. Events still held back
+    /// behind a transaction in flight may sort before it too: a reader gets there once they
+    /// are visible.
+    async fn log_head(&self) -> Result<Checkpoint, StoreError>;
+
     /// The current version of `stream` (0 when it holds no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError>;
 
@@ -408,6 +446,58 @@ pub trait EventStore: Send + Sync {
         )))
     }
 
+    /// Saves `checkpoint` under `name` only if the stored one is still `expected` (`None`:
+    /// none is stored), as one atomic step; otherwise saves nothing and returns
+    /// [`StoreError::CheckpointMoved`]. This is how a reader that lost its place (another
+    /// runner of the same projection moved on) finds out instead of moving the checkpoint
+    /// backwards.
+    ///
+    /// The default loads, compares and saves, which is only atomic for a store with a single
+    /// writer of checkpoints: a store that runs projections overrides it.
+    async fn save_checkpoint_if(
+        &self,
+        name: &str,
+        expected: Option<Checkpoint>,
+        checkpoint: Checkpoint,
+    ) -> Result<(), StoreError> {
+        let actual = self.load_checkpoint(name).await?;
+        if actual != expected {
+            return Err(StoreError::CheckpointMoved {
+                name: name.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        self.save_checkpoint(name, checkpoint).await
+    }
+
+    /// Waits until the caller is the only holder of the lease `name` (a projection's name),
+    /// and returns it. The lease is held until the returned value is dropped, or until the
+    /// holder dies: a lease must not outlive its holder (the memory store's dies with the
+    /// value, PostgreSQL's with the connection that holds it).
+    ///
+    /// Projection runners take their projection's lease, so at most one runner of a name
+    /// handles events at a time. The default refuses: a store without leases cannot tell
+    /// runners apart.
+    async fn acquire_lease(&self, name: &str) -> Result<Box<dyn Lease>, StoreError> {
+        Err(StoreError::backend(format!(
+            "this event store keeps no leases (acquiring `{name}`)"
+        )))
+    }
+
+    /// Takes the turn of `stream` across every writer of the store, processes included, and
+    /// returns it held: until it is released or dropped, appends to the stream by anyone else
+    /// wait (or, in a store that cannot make them wait, conflict) while the holder reads the
+    /// stream, decides and appends through the [`HeldTurn`].
+    ///
+    /// A [`Repository`](crate::Repository) takes it after a conflict, so writers that lost a
+    /// race on a hot stream are served in turn instead of losing again. `None` (the default)
+    /// when the store has no such turns: the repository then backs off before it re-reads.
+    async fn hold_turn(&self, stream: &StreamId) -> Result<Option<Box<dyn HeldTurn>>, StoreError> {
+        let _ = stream;
+        Ok(None)
+    }
+
     /// Waits until events after `after` may be visible, or `timeout` passes. Returns whether
     /// it was woken early (a hint only: the caller reads the log either way).
     ///
@@ -422,6 +512,51 @@ pub trait EventStore: Send + Sync {
         tokio::time::sleep(timeout).await;
         Ok(false)
     }
+}
+
+/// The lease of one projection runner; see [`EventStore::acquire_lease`]. Dropping it
+/// releases the lease.
+pub trait Lease: Send + Sync + std::fmt::Debug {
+    /// Whether the lease is still held. A store that can lose a lease behind its holder's back
+    /// (PostgreSQL, when the connection holding it breaks) says `false` from then on, and the
+    /// holder must take a new one before it goes on.
+    fn is_held(&self) -> bool;
+}
+
+/// A visitor of replayed events, as [`EventStore::replay_stream`] takes it.
+pub type ReplayVisitor<'v> = dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow<()> + Send + 'v;
+
+/// A stream's turn, held across the reads and the append of one decision; see
+/// [`EventStore::hold_turn`].
+///
+/// Release it with [`release`](HeldTurn::release) when done. Dropping it releases it too, at
+/// a higher cost in some stores (PostgreSQL closes the connection that holds it).
+#[async_trait]
+pub trait HeldTurn: Send {
+    /// The stream.
+    fn stream(&self) -> &StreamId;
+
+    /// [`EventStore::replay_stream`] of the stream, seeing every append made before the turn
+    /// was taken.
+    async fn replay(
+        &mut self,
+        from: Version,
+        limit: usize,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<usize, StoreError>;
+
+    /// [`EventStore::read_event`].
+    async fn read_event(&mut self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError>;
+
+    /// [`EventStore::append`] to the stream.
+    async fn append(
+        &mut self,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Gives the turn back.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 macro_rules! delegate_event_store {
@@ -471,6 +606,10 @@ macro_rules! delegate_event_store {
                 (**self).read_all(after, limit).await
             }
 
+            async fn log_head(&self) -> Result<Checkpoint, StoreError> {
+                (**self).log_head().await
+            }
+
             async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
                 (**self).stream_version(stream).await
             }
@@ -493,6 +632,23 @@ macro_rules! delegate_event_store {
 
             async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
                 (**self).save_checkpoint(name, checkpoint).await
+            }
+
+            async fn save_checkpoint_if(
+                &self,
+                name: &str,
+                expected: Option<Checkpoint>,
+                checkpoint: Checkpoint,
+            ) -> Result<(), StoreError> {
+                (**self).save_checkpoint_if(name, expected, checkpoint).await
+            }
+
+            async fn acquire_lease(&self, name: &str) -> Result<Box<dyn Lease>, StoreError> {
+                (**self).acquire_lease(name).await
+            }
+
+            async fn hold_turn(&self, stream: &StreamId) -> Result<Option<Box<dyn HeldTurn>>, StoreError> {
+                (**self).hold_turn(stream).await
             }
 
             async fn wait_for_events(&self, after: Checkpoint, timeout: Duration) -> Result<bool, StoreError> {
