@@ -42,6 +42,10 @@ impl EventStore for DefaultReplay {
         self.0.read_all(after, limit).await
     }
 
+    async fn log_head(&self) -> Result<Checkpoint, StoreError> {
+        self.0.log_head().await
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<Version, StoreError> {
         self.0.stream_version(stream).await
     }

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource::{
-    Checkpoint, Envelope, Event, EventStore, Filter, HandlerError, HandlerRetry, RecordedEvent,
-    RunError, StopSignal, StoreError, Subscription, UnknownEvents, DEFAULT_POLL_INTERVAL,
+    Checkpoint, Envelope, Event, EventStore, Filter, HandlerError, HandlerRetry, Lease,
+    RecordedEvent, RunError, StopSignal, StoreError, Subscription, UnknownEvents,
+    DEFAULT_POLL_INTERVAL, DEFAULT_PROJECTION_BATCH_SIZE,
 };
 use tokio_postgres::Transaction;
 
 use crate::config::PgError;
-use crate::rows::signed;
-use crate::store::PgEventStore;
+use crate::store::{save_checkpoint_over, PgEventStore};
 
 /// A projection whose read model lives in PostgreSQL, written through the transaction the
 /// [`PgProjectionRunner`] hands it.
@@ -57,6 +57,22 @@ pub trait PgProjection: Send + Sync {
 
 /// Runs a [`PgProjection`]: catch up from its checkpoint, then follow the log live, each batch
 /// in one transaction with its checkpoint.
+///
+/// # Exactly once, with any number of runners
+///
+/// Each call to [`catch_up`](PgProjectionRunner::catch_up), [`run`](PgProjectionRunner::run)
+/// or [`rebuild`](PgProjectionRunner::rebuild) first takes the projection's lease, a
+/// session-level advisory lock on a connection of its own, and holds it until it returns: one
+/// runner handles batches at a time, in any number of processes, and the others wait. The
+/// lease dies with its connection, so when the holder stops, is killed or loses its
+/// connection, a waiting runner takes over as soon as the server sees the connection close (at
+/// once when the holder's process exits; within the server's TCP keepalive settings when its
+/// machine is lost).
+///
+/// The checkpoint is compared and set in the batch's transaction: the batch commits only if
+/// the stored checkpoint is still the one the batch started from, so a runner that lost its
+/// lease while it worked (or whose predecessor's last commit was still in flight) rolls its
+/// batch back and resumes from the stored checkpoint instead of applying events twice.
 #[derive(Debug)]
 pub struct PgProjectionRunner<P> {
     store: PgEventStore,
@@ -64,17 +80,24 @@ pub struct PgProjectionRunner<P> {
     batch_size: usize,
     poll_interval: Duration,
     retry: HandlerRetry,
+    /// The stored checkpoint, as last read or committed.
+    saved: Option<Checkpoint>,
 }
 
 impl<P: PgProjection> PgProjectionRunner<P> {
     /// A runner of `projection` over `store`.
+    ///
+    /// Batches hold at most [`DEFAULT_PROJECTION_BATCH_SIZE`] events; the runner waits
+    /// [`DEFAULT_POLL_INTERVAL`] for a notification when caught up, and retries a failing batch
+    /// as the default [`HandlerRetry`] says.
     pub fn new(store: PgEventStore, projection: P) -> Self {
         PgProjectionRunner {
             store,
             projection,
-            batch_size: 500,
+            batch_size: DEFAULT_PROJECTION_BATCH_SIZE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             retry: HandlerRetry::default(),
+            saved: None,
         }
     }
 
@@ -117,36 +140,87 @@ impl<P: PgProjection> PgProjectionRunner<P> {
             .unwrap_or(Checkpoint::START))
     }
 
-    /// Handles every event visible now; returns how many it handled.
+    /// Handles every event committed before the call; returns how many it handled.
+    ///
+    /// It aims at the head of the log as it stood when it started, so it returns even while
+    /// writers keep appending. It first waits for the projection's lease.
     pub async fn catch_up(&mut self) -> Result<u64, RunError> {
+        let lease = self.lease().await?;
+        let head = self
+            .store
+            .log_head()
+            .await
+            .map_err(|source| self.store_error(source))?;
         let mut subscription = self.subscription().await?;
         let mut handled = 0;
-        while let Some(batch) = subscription
-            .poll_batch()
-            .await
-            .map_err(|source| self.store_error(source))?
-        {
-            handled += self.commit_batch(batch).await?;
+        while subscription.checkpoint() < head {
+            if !lease.is_held() {
+                return Err(self.store_error(StoreError::backend(format!(
+                    "lost the lease of projection `{}`",
+                    self.projection.name()
+                ))));
+            }
+            let batch = subscription
+                .poll_batch()
+                .await
+                .map_err(|source| self.store_error(source))?;
+            match batch {
+                Some(batch) => handled += self.commit_batch(batch).await?,
+                None => {
+                    // Committed events before the head wait behind a transaction in flight.
+                    self.store
+                        .wait_for_events(subscription.checkpoint(), self.poll_interval)
+                        .await
+                        .map_err(|source| self.store_error(source))?;
+                }
+            }
         }
+        drop(lease);
         Ok(handled)
     }
 
-    /// Catches up, then follows the log live until `stop` fires.
-    pub async fn run(&mut self, stop: StopSignal) -> Result<(), RunError> {
-        let mut subscription = self.subscription().await?.with_stop(stop);
-        while let Some(batch) = subscription
-            .next_batch()
-            .await
-            .map_err(|source| self.store_error(source))?
-        {
-            self.commit_batch(batch).await?;
+    /// Waits for the projection's lease, catches up, then follows the log live until `stop`
+    /// fires.
+    pub async fn run(&mut self, mut stop: StopSignal) -> Result<(), RunError> {
+        loop {
+            let lease = tokio::select! {
+                lease = self.lease() => lease?,
+                () = stop.stopped() => return Ok(()),
+            };
+            let mut subscription = self.subscription().await?.with_stop(stop.clone());
+            loop {
+                if !lease.is_held() {
+                    tracing::warn!(projection = self.projection.name(), "lost the lease; taking it again");
+                    break;
+                }
+                let batch = subscription
+                    .next_batch()
+                    .await
+                    .map_err(|source| self.store_error(source))?;
+                let Some(batch) = batch else {
+                    return Ok(());
+                };
+                match self.commit_batch(batch).await {
+                    Ok(_) => {}
+                    Err(RunError::Store {
+                        source: StoreError::CheckpointMoved { .. },
+                        ..
+                    }) => {
+                        tracing::warn!(projection = self.projection.name(),
+                            "the checkpoint moved under this runner; resuming from it");
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            drop(lease);
         }
-        Ok(())
     }
 
     /// Clears the read model and resets the checkpoint in one transaction, so the next run
-    /// replays the whole log.
+    /// replays the whole log. It first waits for the projection's lease.
     pub async fn rebuild(&mut self) -> Result<(), RunError> {
+        let lease = self.lease().await?;
         let mut client = self.store.client().await.map_err(|e| self.store_error(e))?;
         let tx = client
             .transaction()
@@ -159,21 +233,43 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                 projection: self.projection.name().to_owned(),
                 source,
             })?;
-        self.save_checkpoint(&tx, Checkpoint::START)
+        let statement = tx
+            .prepare_cached(&self.store.sql().save_checkpoint)
+            .await
+            .map_err(|e| self.store_error(PgError::from(e).into()))?;
+        tx.execute(&statement, &[&self.projection.name(), &0i64, &0i64])
             .await
             .map_err(|e| self.store_error(PgError::from(e).into()))?;
         tx.commit()
             .await
-            .map_err(|e| self.store_error(PgError::from(e).into()))
+            .map_err(|e| self.store_error(PgError::from(e).into()))?;
+        self.saved = Some(Checkpoint::START);
+        drop(lease);
+        Ok(())
     }
 
-    async fn subscription(&self) -> Result<Subscription<PgEventStore>, RunError> {
-        Ok(
-            Subscription::new(self.store.clone(), self.checkpoint().await?)
-                .with_filter(self.projection.filter())
-                .with_batch_size(self.batch_size)
-                .with_poll_interval(self.poll_interval),
+    /// Waits for the projection's lease.
+    async fn lease(&self) -> Result<Box<dyn Lease>, RunError> {
+        self.store
+            .acquire_lease(self.projection.name())
+            .await
+            .map_err(|source| self.store_error(source))
+    }
+
+    /// A subscription from the stored checkpoint, which the next batch must find unchanged.
+    async fn subscription(&mut self) -> Result<Subscription<PgEventStore>, RunError> {
+        self.saved = self
+            .store
+            .load_checkpoint(self.projection.name())
+            .await
+            .map_err(|source| self.store_error(source))?;
+        Ok(Subscription::new(
+            self.store.clone(),
+            self.saved.unwrap_or(Checkpoint::START),
         )
+        .with_filter(self.projection.filter())
+        .with_batch_size(self.batch_size)
+        .with_poll_interval(self.poll_interval))
     }
 
     /// Applies `batch` and its checkpoint in one transaction, retrying the whole batch on a
@@ -198,7 +294,22 @@ impl<P: PgProjection> PgProjectionRunner<P> {
         loop {
             attempts += 1;
             match self.try_commit(&envelopes, last).await {
-                Ok(()) => return Ok(envelopes.len() as u64),
+                Ok(true) => {
+                    self.saved = Some(last);
+                    return Ok(envelopes.len() as u64);
+                }
+                Ok(false) => {
+                    let actual = self
+                        .store
+                        .load_checkpoint(self.projection.name())
+                        .await
+                        .map_err(|source| self.store_error(source))?;
+                    return Err(self.store_error(StoreError::CheckpointMoved {
+                        name: self.projection.name().to_owned(),
+                        expected: self.saved,
+                        actual,
+                    }));
+                }
                 Err(Failure::Store(source)) => return Err(self.store_error(source)),
                 Err(Failure::Handler(index, source)) if attempts >= self.retry.max_attempts => {
                     let event = &envelopes[index];
@@ -224,42 +335,32 @@ impl<P: PgProjection> PgProjectionRunner<P> {
         }
     }
 
+    /// Applies `envelopes` and saves `checkpoint` over the one the batch started from, in one
+    /// transaction; `false` (rolled back) when the stored checkpoint is another.
     async fn try_commit(
         &mut self,
         envelopes: &[Envelope<P::Event>],
         checkpoint: Checkpoint,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let mut client = self.store.client().await.map_err(Failure::Store)?;
         let tx = client.transaction().await.map_err(Failure::pg)?;
+        // The checkpoint first: its row stays locked to the end, so a second runner's batch
+        // waits here, and then finds the checkpoint moved, before its handler writes anything.
+        let saved = save_checkpoint_over(&tx, self.store.sql(), self.projection.name(), self.saved, checkpoint)
+            .await
+            .map_err(Failure::pg)?;
+        if !saved {
+            tx.rollback().await.map_err(Failure::pg)?;
+            return Ok(false);
+        }
         for (index, envelope) in envelopes.iter().enumerate() {
             self.projection
                 .handle(&tx, envelope)
                 .await
                 .map_err(|e| Failure::Handler(index, e))?;
         }
-        self.save_checkpoint(&tx, checkpoint)
-            .await
-            .map_err(Failure::pg)?;
-        tx.commit().await.map_err(Failure::pg)
-    }
-
-    /// Saves the projection's checkpoint through `tx`, so it commits with the read model.
-    async fn save_checkpoint(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        checkpoint: Checkpoint,
-    ) -> Result<(), tokio_postgres::Error> {
-        let statement = tx.prepare_cached(&self.store.sql().save_checkpoint).await?;
-        tx.execute(
-            &statement,
-            &[
-                &self.projection.name(),
-                &signed(checkpoint.commit),
-                &signed(checkpoint.position.0),
-            ],
-        )
-        .await?;
-        Ok(())
+        tx.commit().await.map_err(Failure::pg)?;
+        Ok(true)
     }
 
     fn store_error(&self, source: StoreError) -> RunError {

@@ -25,7 +25,9 @@ pub use aggregate::{Aggregate, Handle};
 pub use envelope::{Envelope, EventDecodeError, ReadError, UnknownEvents};
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
-pub use projection::{HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError};
+pub use projection::{
+    HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError, DEFAULT_PROJECTION_BATCH_SIZE,
+};
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
     RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE, DEFAULT_MAX_ATTEMPTS,

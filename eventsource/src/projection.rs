@@ -9,7 +9,7 @@ use crate::envelope::{Envelope, EventDecodeError, UnknownEvents};
 use crate::event::Event;
 use crate::metadata::Metadata;
 use crate::repository::CommandContext;
-use crate::store::{EventStore, RecordedEvent, StoreError};
+use crate::store::{EventStore, Lease, RecordedEvent, StoreError};
 use crate::stream::{Checkpoint, Position, StreamId, Version};
 use crate::subscription::{Filter, StopSignal, Subscription, DEFAULT_POLL_INTERVAL};
 
@@ -137,6 +137,22 @@ pub enum RunError {
 }
 
 /// Runs a [`Projection`] over a store: catch up from the checkpoint, then follow live.
+///
+/// # One runner at a time
+///
+/// Any number of runners of one projection may be started, in one process or in many: each
+/// call to [`catch_up`](ProjectionRunner::catch_up), [`run`](ProjectionRunner::run) or
+/// [`rebuild`](ProjectionRunner::rebuild) first takes the projection's lease from the store
+/// ([`EventStore::acquire_lease`]) and holds it until it returns, so one runner handles
+/// events at a time and the others wait. A lease dies with its holder: when the runner
+/// holding it stops, is dropped or its task is aborted, the next one waiting takes over at
+/// once (on PostgreSQL, as soon as the server sees the holder's connection close: at once
+/// when its process exits, within the TCP keepalive settings when its machine is lost).
+///
+/// A checkpoint is only saved over the checkpoint its batch started from
+/// ([`EventStore::save_checkpoint_if`]): a runner that finds it moved (it lost its lease
+/// while it worked) gives the lease up, takes it again and resumes from the stored
+/// checkpoint, so the stored checkpoint never moves backwards.
 #[derive(Debug)]
 pub struct ProjectionRunner<S, P> {
     store: S,
@@ -144,17 +160,25 @@ pub struct ProjectionRunner<S, P> {
     batch_size: usize,
     poll_interval: Duration,
     retry: HandlerRetry,
+    /// The checkpoint stored under the projection's name, as last read or saved.
+    saved: Option<Checkpoint>,
 }
 
+/// The default number of events one batch of a projection runner holds at most.
+pub const DEFAULT_PROJECTION_BATCH_SIZE: usize = 500;
+
 impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
-    /// A runner of `projection` over `store`.
+    /// A runner of `projection` over `store`, with batches of at most
+    /// [`DEFAULT_PROJECTION_BATCH_SIZE`] events, [`DEFAULT_POLL_INTERVAL`] and the default
+    /// [`HandlerRetry`].
     pub fn new(store: S, projection: P) -> Self {
         ProjectionRunner {
             store,
             projection,
-            batch_size: 500,
+            batch_size: DEFAULT_PROJECTION_BATCH_SIZE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             retry: HandlerRetry::default(),
+            saved: None,
         }
     }
 
@@ -197,6 +221,128 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
     /// Where the projection resumes: its own checkpoint if it keeps one, else the one stored
     /// under its name, else the start of the log.
     pub async fn checkpoint(&self) -> Result<Checkpoint, RunError> {
+        let stored = self
+            .store
+            .load_checkpoint(self.projection.name())
+            .await
+            .map_err(|source| self.store_error(source))?;
+        self.resume_from(stored).await
+    }
+
+    /// Handles every event committed before the call, then returns how many it handled.
+    ///
+    /// It aims at the head of the log as it stood when it started ([`EventStore::log_head`]),
+    /// so it returns even while writers keep appending; it waits for events held back behind
+    /// a transaction in flight before that head. It first waits for the projection's lease.
+    pub async fn catch_up(&mut self) -> Result<u64, RunError> {
+        let lease = self.lease().await?;
+        let head = self
+            .store
+            .log_head()
+            .await
+            .map_err(|source| self.store_error(source))?;
+        let mut subscription = self.subscription().await?;
+        let mut handled = 0;
+        while subscription.checkpoint() < head {
+            self.check_lease(&*lease)?;
+            let batch = subscription
+                .poll_batch()
+                .await
+                .map_err(|source| self.store_error(source))?;
+            match batch {
+                Some(batch) => handled += self.handle_batch(batch).await?,
+                None => {
+                    // Committed events before the head wait behind a transaction in flight.
+                    self.store
+                        .wait_for_events(subscription.checkpoint(), self.poll_interval)
+                        .await
+                        .map_err(|source| self.store_error(source))?;
+                }
+            }
+        }
+        // Events the filter left out still move the checkpoint.
+        if self.saved != Some(subscription.checkpoint()) && subscription.checkpoint() != Checkpoint::START {
+            self.save(subscription.checkpoint()).await?;
+        }
+        drop(lease);
+        Ok(handled)
+    }
+
+    /// Waits for the projection's lease, catches up, then follows the log live until `stop`
+    /// fires.
+    pub async fn run(&mut self, mut stop: StopSignal) -> Result<(), RunError> {
+        loop {
+            let lease = tokio::select! {
+                lease = self.lease() => lease?,
+                () = stop.stopped() => return Ok(()),
+            };
+            let mut subscription = self.subscription().await?.with_stop(stop.clone());
+            loop {
+                if !lease.is_held() {
+                    tracing::warn!(projection = self.projection.name(), "lost the lease; taking it again");
+                    break;
+                }
+                let batch = subscription
+                    .next_batch()
+                    .await
+                    .map_err(|source| self.store_error(source))?;
+                let Some(batch) = batch else {
+                    return Ok(());
+                };
+                match self.handle_batch(batch).await {
+                    Ok(_) => {}
+                    Err(RunError::Store {
+                        source: StoreError::CheckpointMoved { .. },
+                        ..
+                    }) => {
+                        tracing::warn!(projection = self.projection.name(),
+                            "another runner moved the checkpoint; resuming from it");
+                        break;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            drop(lease);
+        }
+    }
+
+    /// Clears the read model and the checkpoint, so the next run replays the whole log. It
+    /// first waits for the projection's lease.
+    pub async fn rebuild(&mut self) -> Result<(), RunError> {
+        let lease = self.lease().await?;
+        self.projection
+            .reset()
+            .await
+            .map_err(|source| self.state(source))?;
+        self.store
+            .save_checkpoint(self.projection.name(), Checkpoint::START)
+            .await
+            .map_err(|source| self.store_error(source))?;
+        self.saved = Some(Checkpoint::START);
+        drop(lease);
+        Ok(())
+    }
+
+    /// Waits for the projection's lease.
+    async fn lease(&self) -> Result<Box<dyn Lease>, RunError> {
+        self.store
+            .acquire_lease(self.projection.name())
+            .await
+            .map_err(|source| self.store_error(source))
+    }
+
+    fn check_lease(&self, lease: &dyn Lease) -> Result<(), RunError> {
+        if lease.is_held() {
+            return Ok(());
+        }
+        Err(self.store_error(StoreError::backend(format!(
+            "lost the lease of projection `{}`",
+            self.projection.name()
+        ))))
+    }
+
+    /// The projection's own checkpoint if it keeps one, else `stored`.
+    async fn resume_from(&self, stored: Option<Checkpoint>) -> Result<Checkpoint, RunError> {
         if let Some(own) = self
             .projection
             .checkpoint()
@@ -205,58 +351,22 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
         {
             return Ok(own);
         }
-        let stored = self.store.load_checkpoint(self.projection.name()).await;
-        Ok(stored
-            .map_err(|source| self.store_error(source))?
-            .unwrap_or(Checkpoint::START))
+        Ok(stored.unwrap_or(Checkpoint::START))
     }
 
-    /// Handles every event visible now, then returns how many it handled.
-    pub async fn catch_up(&mut self) -> Result<u64, RunError> {
-        let mut subscription = self.subscription().await?;
-        let mut handled = 0;
-        while let Some(batch) = subscription
-            .poll_batch()
+    /// A subscription from where the projection resumes; reads the stored checkpoint, which
+    /// the next save must find unchanged.
+    async fn subscription(&mut self) -> Result<Subscription<S>, RunError> {
+        self.saved = self
+            .store
+            .load_checkpoint(self.projection.name())
             .await
-            .map_err(|source| self.store_error(source))?
-        {
-            handled += self.handle_batch(batch).await?;
-        }
-        self.save(subscription.checkpoint()).await?;
-        Ok(handled)
-    }
-
-    /// Catches up, then follows the log live until `stop` fires.
-    pub async fn run(&mut self, stop: StopSignal) -> Result<(), RunError> {
-        let mut subscription = self.subscription().await?.with_stop(stop);
-        loop {
-            let batch = subscription
-                .next_batch()
-                .await
-                .map_err(|source| self.store_error(source))?;
-            let Some(batch) = batch else {
-                return Ok(());
-            };
-            self.handle_batch(batch).await?;
-        }
-    }
-
-    /// Clears the read model and the checkpoint, so the next run replays the whole log.
-    pub async fn rebuild(&mut self) -> Result<(), RunError> {
-        self.projection
-            .reset()
-            .await
-            .map_err(|source| self.state(source))?;
-        self.save(Checkpoint::START).await
-    }
-
-    async fn subscription(&self) -> Result<Subscription<S>, RunError> {
-        Ok(
-            Subscription::new(self.store.clone(), self.checkpoint().await?)
-                .with_filter(self.projection.filter())
-                .with_batch_size(self.batch_size)
-                .with_poll_interval(self.poll_interval),
-        )
+            .map_err(|source| self.store_error(source))?;
+        let from = self.resume_from(self.saved).await?;
+        Ok(Subscription::new(self.store.clone(), from)
+            .with_filter(self.projection.filter())
+            .with_batch_size(self.batch_size)
+            .with_poll_interval(self.poll_interval))
     }
 
     /// Handles one batch and saves the checkpoint after it; on a failure, saves the
@@ -322,18 +432,21 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
         }
     }
 
-    async fn save_after(&self, done: Option<Checkpoint>) -> Result<(), RunError> {
+    async fn save_after(&mut self, done: Option<Checkpoint>) -> Result<(), RunError> {
         match done {
             Some(checkpoint) => self.save(checkpoint).await,
             None => Ok(()),
         }
     }
 
-    async fn save(&self, checkpoint: Checkpoint) -> Result<(), RunError> {
+    /// Saves `checkpoint` over the one the runner read or saved last.
+    async fn save(&mut self, checkpoint: Checkpoint) -> Result<(), RunError> {
         self.store
-            .save_checkpoint(self.projection.name(), checkpoint)
+            .save_checkpoint_if(self.projection.name(), self.saved, checkpoint)
             .await
-            .map_err(|source| self.store_error(source))
+            .map_err(|source| self.store_error(source))?;
+        self.saved = Some(checkpoint);
+        Ok(())
     }
 
     fn store_error(&self, source: StoreError) -> RunError {

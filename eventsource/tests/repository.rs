@@ -412,6 +412,9 @@ impl EventStore for Racing {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(after, limit).await
     }
+    async fn log_head(&self) -> Result<Checkpoint, StoreError> {
+        self.inner.log_head().await
+    }
     async fn stream_version(&self, s: &StreamId) -> Result<Version, StoreError> {
         self.inner.stream_version(s).await
     }
@@ -440,7 +443,7 @@ async fn conflicts_are_retried_on_the_new_state_then_given_up() {
         races: AtomicU32::new(u32::MAX),
     };
     let repo =
-        Repository::<Wallet, _>::new(racing).with_retry_policy(RetryPolicy { max_attempts: 4 });
+        Repository::<Wallet, _>::new(racing).with_retry_policy(RetryPolicy::with_max_attempts(4));
     let error = repo
         .execute(&id, WalletCommand::Credit { amount: 1 })
         .await

@@ -21,7 +21,8 @@ use uuid::Uuid;
 use crate::event::Payload;
 use crate::metadata::Metadata;
 use crate::store::{
-    EventStore, EventStoreExt, NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend,
+    AppendResult, EventStore, EventStoreExt, NewEvent, RecordedEvent, Snapshot, StoreError,
+    StreamAppend,
 };
 use crate::stream::{Checkpoint, ExpectedVersion, StreamId, Version};
 use crate::subscription::{Filter, Subscription};
@@ -44,7 +45,9 @@ macro_rules! conformance_tests {
             atomic_multi_event_append,
             atomic_multi_stream_append,
             event_id_twice_in_one_call,
+            refusal_order,
             global_order_and_positions,
+            log_head_is_the_last_event,
             idempotent_reappend,
             metadata_round_trip,
             recorded_at_is_monotonic,
@@ -53,6 +56,9 @@ macro_rules! conformance_tests {
             replay_matches_read_stream,
             snapshots_keep_the_latest,
             checkpoints_round_trip,
+            checkpoints_compare_and_set,
+            leases_exclude_each_other,
+            held_turns_take_turns,
             waiters_wake_on_append,
             subscription_sees_every_event_once,
         }
@@ -479,6 +485,107 @@ pub async fn event_id_twice_in_one_call<S: EventStore>(store: S) {
     assert_eq!(store.stream_version(&b).await.expect("version"), Version(0));
 }
 
+/// One call's refusals come in the order `eventsource::backend` documents: a stream named
+/// twice, then an event id given twice, then each stream in the order given (stored ids,
+/// then the expected version). Nothing of a refused call is written.
+pub async fn refusal_order<S: EventStore>(store: S) {
+    let a = stream("order-a");
+    let b = stream("order-b");
+    let stored = test_event(100);
+    store
+        .append(&a, ExpectedVersion::NoStream, vec![stored.clone()])
+        .await
+        .expect("append");
+    let one = |stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>| StreamAppend {
+        stream_id: stream.clone(),
+        expected,
+        events,
+    };
+    let twice = |n: u64| {
+        let event = test_event(n);
+        vec![event.clone(), event]
+    };
+    let shared = test_event(6);
+    type Expect<'e> = Box<dyn Fn(&StoreError) -> bool + 'e>;
+    let cases: Vec<(&str, Vec<StreamAppend>, Expect<'_>)> = vec![
+        (
+            "a stream named twice, the first with an id twice",
+            vec![
+                one(&a, ExpectedVersion::Any, twice(1)),
+                one(&a, ExpectedVersion::Any, vec![test_event(2)]),
+            ],
+            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a)),
+        ),
+        (
+            "a stream named twice, the first with a wrong expected version",
+            vec![
+                one(&a, ExpectedVersion::Exact(Version(5)), vec![test_event(3)]),
+                one(&a, ExpectedVersion::Any, vec![test_event(4)]),
+            ],
+            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a)),
+        ),
+        (
+            "an id twice and a wrong expected version",
+            vec![one(&a, ExpectedVersion::Exact(Version(5)), twice(5))],
+            Box::new(|e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a)),
+        ),
+        (
+            "an id in two streams, the second with a wrong expected version",
+            vec![
+                one(&b, ExpectedVersion::NoStream, vec![shared.clone()]),
+                one(&a, ExpectedVersion::Exact(Version(7)), vec![shared.clone()]),
+            ],
+            Box::new(|e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a)),
+        ),
+        (
+            "a stored id in another stream, with a wrong expected version",
+            vec![one(&b, ExpectedVersion::Exact(Version(9)), vec![stored.clone()])],
+            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateEventId { stream, .. } if *stream == a)),
+        ),
+        (
+            "a conflict, then a stored id, in the order given",
+            vec![
+                one(&a, ExpectedVersion::Exact(Version(99)), vec![test_event(10)]),
+                one(&b, ExpectedVersion::Any, vec![stored.clone()]),
+            ],
+            Box::new(|e: &StoreError| matches!(e, StoreError::Conflict { stream, actual, .. } if *stream == a && *actual == Version(1))),
+        ),
+        (
+            "a stored id, then a conflict, in the order given",
+            vec![
+                one(&b, ExpectedVersion::Any, vec![stored.clone()]),
+                one(&a, ExpectedVersion::Exact(Version(99)), vec![test_event(11)]),
+            ],
+            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateEventId { event_id, .. } if *event_id == stored.event_id)),
+        ),
+    ];
+    for (case, appends, expected) in cases {
+        let refused = store.append_streams(appends).await;
+        match &refused {
+            Err(error) if expected(error) => {}
+            other => panic!("{case}: got {other:?}"),
+        }
+        assert_eq!(count_all(&store).await, 1, "{case}: nothing is written");
+    }
+}
+
+/// The head of the log is the checkpoint of its last event, and the start when it is empty.
+pub async fn log_head_is_the_last_event<S: EventStore>(store: S) {
+    assert_eq!(store.log_head().await.expect("log_head"), Checkpoint::START);
+    for n in 0..3 {
+        store
+            .append(&stream("head"), ExpectedVersion::Any, events(n * 2..n * 2 + 2))
+            .await
+            .expect("append");
+        let head = store.log_head().await.expect("log_head");
+        assert_eq!(head, last_checkpoint(&store).await);
+        assert!(
+            store.read_all(head, 10).await.expect("read_all").is_empty(),
+            "nothing comes after the head"
+        );
+    }
+}
+
 /// The global log holds every event once, in write order, with increasing positions and
 /// checkpoints; reading after a checkpoint resumes exactly there.
 pub async fn global_order_and_positions<S: EventStore>(store: S) {
@@ -562,11 +669,19 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
         .append(&id, ExpectedVersion::NoStream, batch.clone())
         .await
         .expect("append");
+    assert!(first.written, "the first append writes");
+    let retried = AppendResult {
+        written: false,
+        ..first
+    };
     let again = store
         .append(&id, ExpectedVersion::NoStream, batch.clone())
         .await
         .expect("an exact retry succeeds");
-    assert_eq!(again, first, "a retry returns the first result");
+    assert_eq!(
+        again, retried,
+        "a retry returns the first result, saying it wrote nothing"
+    );
     assert_eq!(
         read_whole(&store, &id).await.len(),
         2,
@@ -581,7 +696,7 @@ pub async fn idempotent_reappend<S: EventStore>(store: S) {
         .append(&id, ExpectedVersion::Exact(Version(0)), batch.clone())
         .await
         .expect("a late retry succeeds");
-    assert_eq!(again, first);
+    assert_eq!(again, retried);
 
     let prefix = store
         .append(&id, ExpectedVersion::Any, vec![batch[0].clone()])
@@ -1021,6 +1136,129 @@ pub async fn checkpoints_round_trip<S: EventStore>(store: S) {
         store.load_checkpoint(&name).await.expect("load_checkpoint"),
         Some(Checkpoint::START)
     );
+}
+
+/// A checkpoint is saved over the one expected, or not at all.
+pub async fn checkpoints_compare_and_set<S: EventStore>(store: S) {
+    let name = format!("compared-{}", Uuid::new_v4().simple());
+    let at = |n: u64| Checkpoint {
+        commit: n,
+        position: crate::stream::Position(n * 10),
+    };
+    store
+        .save_checkpoint_if(&name, None, at(1))
+        .await
+        .expect("the first save");
+    let moved = store.save_checkpoint_if(&name, None, at(2)).await;
+    assert!(
+        matches!(&moved, Err(StoreError::CheckpointMoved { name: n, expected: None, actual: Some(actual) })
+            if *n == name && *actual == at(1)),
+        "got {moved:?}"
+    );
+    store
+        .save_checkpoint_if(&name, Some(at(1)), at(3))
+        .await
+        .expect("a save over the stored one");
+    let behind = store.save_checkpoint_if(&name, Some(at(1)), at(2)).await;
+    assert!(
+        matches!(&behind, Err(StoreError::CheckpointMoved { expected: Some(e), actual: Some(a), .. })
+            if *e == at(1) && *a == at(3)),
+        "got {behind:?}"
+    );
+    assert_eq!(
+        store.load_checkpoint(&name).await.expect("load_checkpoint"),
+        Some(at(3)),
+        "a refused save leaves the checkpoint as it was"
+    );
+}
+
+/// One holder of a lease at a time: a second caller waits until the first lets it go;
+/// leases of other names are free.
+pub async fn leases_exclude_each_other<S: EventStore + Clone + 'static>(store: S) {
+    let name = format!("lease-{}", Uuid::new_v4().simple());
+    let first = store.acquire_lease(&name).await.expect("acquire_lease");
+    assert!(first.is_held());
+    let other = store
+        .acquire_lease(&format!("{name}-other"))
+        .await
+        .expect("another name is free");
+    drop(other);
+    let (taken, mut took) = tokio::sync::oneshot::channel();
+    let second = {
+        let (store, name) = (store.clone(), name.clone());
+        tokio::spawn(async move {
+            let lease = store.acquire_lease(&name).await.expect("acquire_lease");
+            let _ = taken.send(());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(lease);
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        took.try_recv().is_err(),
+        "a second holder got the lease while the first held it"
+    );
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(30), took)
+        .await
+        .expect("the waiting caller gets the lease once it is free")
+        .expect("the lease task");
+    second.await.expect("the lease task");
+    let again = tokio::time::timeout(Duration::from_secs(30), store.acquire_lease(&name))
+        .await
+        .expect("a released lease is free")
+        .expect("acquire_lease");
+    assert!(again.is_held());
+}
+
+/// A store that holds turns serves their holders one at a time, and what a holder appends is
+/// what the next holder reads.
+pub async fn held_turns_take_turns<S: EventStore + Clone + 'static>(store: S) {
+    let id = stream("turns");
+    let Some(probe) = store.hold_turn(&id).await.expect("hold_turn") else {
+        return; // a store without turns: repositories back off instead
+    };
+    assert_eq!(probe.stream(), &id);
+    probe.release().await.expect("release");
+    let holders: Vec<_> = (0..4u64)
+        .map(|n| {
+            let (store, id) = (store.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut turn = store
+                    .hold_turn(&id)
+                    .await
+                    .expect("hold_turn")
+                    .expect("a turn");
+                let mut version = Version(0);
+                let mut visit = |event: crate::store::ReplayedEvent<'_>| {
+                    version = event.version;
+                    std::ops::ControlFlow::Continue(())
+                };
+                turn.replay(Version(1), usize::MAX, &mut visit)
+                    .await
+                    .expect("replay");
+                tokio::task::yield_now().await;
+                let batch = events(n * 10..n * 10 + 2);
+                let first_id = batch[0].event_id;
+                let written = turn
+                    .append(ExpectedVersion::Exact(version), batch)
+                    .await
+                    .expect("an append decided under the turn meets no conflict");
+                assert!(written.written);
+                let first = turn
+                    .read_event(first_id)
+                    .await
+                    .expect("read_event")
+                    .expect("the event just appended");
+                assert_eq!(first.version, written.first_version);
+                turn.release().await.expect("release");
+            })
+        })
+        .collect();
+    for holder in holders {
+        holder.await.expect("a holder");
+    }
+    assert_eq!(store.stream_version(&id).await.expect("version"), Version(8));
 }
 
 /// A reader waiting for new events is woken by an append, well before its timeout, and
