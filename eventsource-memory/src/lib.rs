@@ -90,7 +90,10 @@ impl<K: std::hash::Hash + Eq> Drop for Held<K> {
         let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
         drop(self.guard.take());
         // Forget the lock once nobody holds or waits for it (the map's is the last handle).
-        if locks.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+        if locks
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
             locks.remove(&self.key);
         }
     }
@@ -547,8 +550,8 @@ impl HeldTurn for MemoryTurn {
         self.store.read_event(event_id).await
     }
 
-    async fn append(
-        &mut self,
+    async fn append_and_release(
+        self: Box<Self>,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {

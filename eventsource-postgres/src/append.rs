@@ -515,7 +515,10 @@ async fn attempt<C: GenericClient + Sync>(
 ) -> Result<Attempt, StoreError> {
     take_turns(client, sql, encoded).await?;
     let ids: Vec<Uuid> = encoded.iter().flat_map(|e| e.ids.iter().copied()).collect();
-    let streams: Vec<&str> = encoded.iter().map(|e| e.append.stream_id.as_str()).collect();
+    let streams: Vec<&str> = encoded
+        .iter()
+        .map(|e| e.append.stream_id.as_str())
+        .collect();
     // Sent together: one round trip.
     let (stored_rows, version_rows) = futures_util::future::try_join(
         client.query(sql.events_by_id.as_str(), &[&ids]),
@@ -529,7 +532,10 @@ async fn attempt<C: GenericClient + Sync>(
             event_id: row.try_get(0).map_err(PgError::from)?,
             stream_id: stream_id(row.try_get(1).map_err(PgError::from)?)?,
             version: Version(unsigned(row.try_get(2).map_err(PgError::from)?, "version")?),
-            position: Position(unsigned(row.try_get(3).map_err(PgError::from)?, "position")?),
+            position: Position(unsigned(
+                row.try_get(3).map_err(PgError::from)?,
+                "position",
+            )?),
         };
         stored.insert(event.event_id, event);
     }

@@ -190,7 +190,10 @@ impl<P: PgProjection> PgProjectionRunner<P> {
             let mut subscription = self.subscription().await?.with_stop(stop.clone());
             loop {
                 if !lease.is_held() {
-                    tracing::warn!(projection = self.projection.name(), "lost the lease; taking it again");
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        "lost the lease; taking it again"
+                    );
                     break;
                 }
                 let batch = subscription
@@ -206,8 +209,10 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                         source: StoreError::CheckpointMoved { .. },
                         ..
                     }) => {
-                        tracing::warn!(projection = self.projection.name(),
-                            "the checkpoint moved under this runner; resuming from it");
+                        tracing::warn!(
+                            projection = self.projection.name(),
+                            "the checkpoint moved under this runner; resuming from it"
+                        );
                         break;
                     }
                     Err(error) => return Err(error),
@@ -263,13 +268,12 @@ impl<P: PgProjection> PgProjectionRunner<P> {
             .load_checkpoint(self.projection.name())
             .await
             .map_err(|source| self.store_error(source))?;
-        Ok(Subscription::new(
-            self.store.clone(),
-            self.saved.unwrap_or(Checkpoint::START),
+        Ok(
+            Subscription::new(self.store.clone(), self.saved.unwrap_or(Checkpoint::START))
+                .with_filter(self.projection.filter())
+                .with_batch_size(self.batch_size)
+                .with_poll_interval(self.poll_interval),
         )
-        .with_filter(self.projection.filter())
-        .with_batch_size(self.batch_size)
-        .with_poll_interval(self.poll_interval))
     }
 
     /// Applies `batch` and its checkpoint in one transaction, retrying the whole batch on a
@@ -346,9 +350,15 @@ impl<P: PgProjection> PgProjectionRunner<P> {
         let tx = client.transaction().await.map_err(Failure::pg)?;
         // The checkpoint first: its row stays locked to the end, so a second runner's batch
         // waits here, and then finds the checkpoint moved, before its handler writes anything.
-        let saved = save_checkpoint_over(&tx, self.store.sql(), self.projection.name(), self.saved, checkpoint)
-            .await
-            .map_err(Failure::pg)?;
+        let saved = save_checkpoint_over(
+            &tx,
+            self.store.sql(),
+            self.projection.name(),
+            self.saved,
+            checkpoint,
+        )
+        .await
+        .map_err(Failure::pg)?;
         if !saved {
             tx.rollback().await.map_err(Failure::pg)?;
             return Ok(false);

@@ -391,13 +391,25 @@ impl PgEventStore {
             }
             Err(Failed::Store(error)) => return Err(error),
         };
+        self.announce(&results);
+        Ok(results)
+    }
+
+    /// Wakes this store's waiting readers, and other processes' when notifications are sent
+    /// after commit, if `results` wrote events.
+    pub(crate) fn announce(&self, results: &[AppendResult]) {
         if results.iter().any(|r| r.written) {
-            self.inner.notifier.wake_local();
+            let inner = &*self.inner;
+            inner.notifier.wake_local();
             if inner.config.notifications == Notifications::AfterCommit {
                 inner.announcer.request(&inner.pool, &inner.channel);
             }
         }
-        Ok(results)
+    }
+
+    /// Whether appends notify inside their transaction.
+    pub(crate) fn notifies_in_transaction(&self) -> bool {
+        self.inner.config.notifications == Notifications::InTransaction
     }
 
     async fn events_visible(&self, after: Checkpoint) -> Result<bool, StoreError> {

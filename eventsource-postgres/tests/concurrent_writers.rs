@@ -238,7 +238,8 @@ async fn raw_appends_with_exact_versions() {
 async fn repository_commands_on_hand_written_aggregates() {
     let store = fresh_store().await;
     let accounts = Arc::new(
-        Repository::<Counter, _>::new(store.clone()).with_retry_policy(RetryPolicy::with_max_attempts(1_000)),
+        Repository::<Counter, _>::new(store.clone())
+            .with_retry_policy(RetryPolicy::with_max_attempts(1_000)),
     );
     let ids: Arc<Vec<StreamId>> = Arc::new(
         (0..STREAMS)

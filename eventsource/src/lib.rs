@@ -26,7 +26,8 @@ pub use envelope::{Envelope, EventDecodeError, ReadError, UnknownEvents};
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use projection::{
-    HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError, DEFAULT_PROJECTION_BATCH_SIZE,
+    HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError,
+    DEFAULT_PROJECTION_BATCH_SIZE,
 };
 pub use repository::{
     idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,

@@ -261,7 +261,9 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
             }
         }
         // Events the filter left out still move the checkpoint.
-        if self.saved != Some(subscription.checkpoint()) && subscription.checkpoint() != Checkpoint::START {
+        if self.saved != Some(subscription.checkpoint())
+            && subscription.checkpoint() != Checkpoint::START
+        {
             self.save(subscription.checkpoint()).await?;
         }
         drop(lease);
@@ -279,7 +281,10 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
             let mut subscription = self.subscription().await?.with_stop(stop.clone());
             loop {
                 if !lease.is_held() {
-                    tracing::warn!(projection = self.projection.name(), "lost the lease; taking it again");
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        "lost the lease; taking it again"
+                    );
                     break;
                 }
                 let batch = subscription
@@ -295,8 +300,10 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
                         source: StoreError::CheckpointMoved { .. },
                         ..
                     }) => {
-                        tracing::warn!(projection = self.projection.name(),
-                            "another runner moved the checkpoint; resuming from it");
+                        tracing::warn!(
+                            projection = self.projection.name(),
+                            "another runner moved the checkpoint; resuming from it"
+                        );
                         break;
                     }
                     Err(error) => return Err(error),

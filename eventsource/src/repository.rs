@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -227,6 +228,50 @@ pub struct Repository<A: Aggregate, S> {
     unknown: UnknownEvents,
     cache: StateCache<A>,
     writers: StreamTurns,
+    hot: HotStreams,
+}
+
+/// Streams that met a conflict lately, with how many more commands on each take the
+/// stream's turn before they decide.
+#[derive(Default)]
+struct HotStreams {
+    streams: Mutex<HashMap<StreamId, u32>>,
+    /// Whether `streams` has an entry: read without the lock by every command.
+    any: AtomicBool,
+}
+
+/// How many commands on a stream take its turn first after a conflict on it.
+const HOT_COMMANDS: u32 = 32;
+
+impl HotStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, u32>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `id` as hot after a conflict.
+    fn heat(&self, id: &StreamId) {
+        let mut hot = self.lock();
+        hot.insert(id.clone(), HOT_COMMANDS);
+        self.any.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `id` is hot, counting this command.
+    fn cools(&self, id: &StreamId) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut hot = self.lock();
+        let cooled = match hot.get_mut(id) {
+            Some(left) if *left > 1 => {
+                *left -= 1;
+                return true;
+            }
+            Some(_) => hot.remove(id).is_some(),
+            None => false,
+        };
+        self.any.store(!hot.is_empty(), Ordering::Relaxed);
+        cooled
+    }
 }
 
 /// The latest known state of recently used streams. An entry is only ever a starting point:
@@ -311,6 +356,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 capacity: DEFAULT_CACHE_CAPACITY,
             },
             writers: StreamTurns::default(),
+            hot: HotStreams::default(),
         }
     }
 
@@ -384,7 +430,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
         let _turn = self.writers.take(id).await;
         let mut held = None;
-        let outcome = self.decide_and_append(id, &command, &context, &mut held).await;
+        let outcome = self
+            .decide_and_append(id, &command, &context, &mut held)
+            .await;
         if let Some(turn) = held {
             if let Err(error) = turn.release().await {
                 tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
@@ -415,6 +463,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             Some(cached) if context.expected_version.is_none() => (cached, true),
             _ => (self.start(id, None).await?, false),
         };
+        // On a stream that met a conflict lately, a decision on the cached state would likely
+        // lose again: take the stream's turn first, then read what is new and decide.
+        if context.expected_version.is_none() && self.hot.cools(id) {
+            *held = self.store.hold_turn(id).await?;
+            unread &= held.is_none();
+        }
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -475,8 +529,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             let expected = context
                 .expected_version
                 .unwrap_or(ExpectedVersion::Exact(loaded.version));
-            let appended = match held {
-                Some(turn) => turn.append(expected, new_events).await,
+            let appended = match held.take() {
+                Some(turn) => turn.append_and_release(expected, new_events).await,
                 None => self.store.append(id, expected, new_events).await,
             };
             match appended {
@@ -531,11 +585,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                         });
                     }
                     tracing::trace!(stream = %id, attempts, %actual, "conflict, deciding again");
+                    self.hot.heat(id);
+                    *held = self.store.hold_turn(id).await?;
                     if held.is_none() {
-                        *held = self.store.hold_turn(id).await?;
-                        if held.is_none() {
-                            tokio::time::sleep(self.retry.backoff(attempts)).await;
-                        }
+                        tokio::time::sleep(self.retry.backoff(attempts)).await;
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -562,9 +615,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             match stored {
                 Some(event)
                     if event.stream_id == *id
-                        && last.as_ref().is_none_or(|(version, _): &(Version, Position)| {
-                            event.version == version.next()
-                        }) =>
+                        && last
+                            .as_ref()
+                            .is_none_or(|(version, _): &(Version, Position)| {
+                                event.version == version.next()
+                            }) =>
                 {
                     last = Some((event.version, event.position));
                 }
@@ -748,7 +803,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             };
             let visited = match held {
                 Some(turn) => turn.replay(from, limit, &mut visit).await?,
-                None => self.store.replay_stream(id, from, limit, &mut visit).await?,
+                None => {
+                    self.store
+                        .replay_stream(id, from, limit, &mut visit)
+                        .await?
+                }
             };
             if let Some(error) = failed {
                 return Err(error);

@@ -264,7 +264,11 @@ pub enum StoreError {
     },
     /// A checkpoint was to be saved over `expected`, but the stored checkpoint is `actual`:
     /// another reader of the same name moved it. Nothing was saved.
-    #[error("checkpoint `{name}` moved: expected {}, but {} is stored", show(expected), show(actual))]
+    #[error(
+        "checkpoint `{name}` moved: expected {}, but {} is stored",
+        show(expected),
+        show(actual)
+    )]
     CheckpointMoved {
         /// The checkpoint's name.
         name: String,
@@ -529,8 +533,9 @@ pub type ReplayVisitor<'v> = dyn for<'e> FnMut(ReplayedEvent<'e>) -> ControlFlow
 /// A stream's turn, held across the reads and the append of one decision; see
 /// [`EventStore::hold_turn`].
 ///
-/// Release it with [`release`](HeldTurn::release) when done. Dropping it releases it too, at
-/// a higher cost in some stores (PostgreSQL closes the connection that holds it).
+/// It ends with [`append_and_release`](HeldTurn::append_and_release) or
+/// [`release`](HeldTurn::release). Dropping it releases it too, at a higher cost in some
+/// stores (PostgreSQL closes the connection that holds it).
 #[async_trait]
 pub trait HeldTurn: Send {
     /// The stream.
@@ -548,14 +553,15 @@ pub trait HeldTurn: Send {
     /// [`EventStore::read_event`].
     async fn read_event(&mut self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError>;
 
-    /// [`EventStore::append`] to the stream.
-    async fn append(
-        &mut self,
+    /// [`EventStore::append`] to the stream, giving the turn back as it commits (in the same
+    /// round trip where the store can).
+    async fn append_and_release(
+        self: Box<Self>,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError>;
 
-    /// Gives the turn back.
+    /// Gives the turn back without appending.
     async fn release(self: Box<Self>) -> Result<(), StoreError>;
 }
 

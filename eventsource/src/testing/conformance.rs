@@ -514,7 +514,9 @@ pub async fn refusal_order<S: EventStore>(store: S) {
                 one(&a, ExpectedVersion::Any, twice(1)),
                 one(&a, ExpectedVersion::Any, vec![test_event(2)]),
             ],
-            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a)),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a),
+            ),
         ),
         (
             "a stream named twice, the first with a wrong expected version",
@@ -522,12 +524,16 @@ pub async fn refusal_order<S: EventStore>(store: S) {
                 one(&a, ExpectedVersion::Exact(Version(5)), vec![test_event(3)]),
                 one(&a, ExpectedVersion::Any, vec![test_event(4)]),
             ],
-            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a)),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::DuplicateStream { stream } if *stream == a),
+            ),
         ),
         (
             "an id twice and a wrong expected version",
             vec![one(&a, ExpectedVersion::Exact(Version(5)), twice(5))],
-            Box::new(|e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a)),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a),
+            ),
         ),
         (
             "an id in two streams, the second with a wrong expected version",
@@ -535,28 +541,48 @@ pub async fn refusal_order<S: EventStore>(store: S) {
                 one(&b, ExpectedVersion::NoStream, vec![shared.clone()]),
                 one(&a, ExpectedVersion::Exact(Version(7)), vec![shared.clone()]),
             ],
-            Box::new(|e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a)),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::Rejected { stream, .. } if *stream == a),
+            ),
         ),
         (
             "a stored id in another stream, with a wrong expected version",
-            vec![one(&b, ExpectedVersion::Exact(Version(9)), vec![stored.clone()])],
-            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateEventId { stream, .. } if *stream == a)),
+            vec![one(
+                &b,
+                ExpectedVersion::Exact(Version(9)),
+                vec![stored.clone()],
+            )],
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::DuplicateEventId { stream, .. } if *stream == a),
+            ),
         ),
         (
             "a conflict, then a stored id, in the order given",
             vec![
-                one(&a, ExpectedVersion::Exact(Version(99)), vec![test_event(10)]),
+                one(
+                    &a,
+                    ExpectedVersion::Exact(Version(99)),
+                    vec![test_event(10)],
+                ),
                 one(&b, ExpectedVersion::Any, vec![stored.clone()]),
             ],
-            Box::new(|e: &StoreError| matches!(e, StoreError::Conflict { stream, actual, .. } if *stream == a && *actual == Version(1))),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::Conflict { stream, actual, .. } if *stream == a && *actual == Version(1)),
+            ),
         ),
         (
             "a stored id, then a conflict, in the order given",
             vec![
                 one(&b, ExpectedVersion::Any, vec![stored.clone()]),
-                one(&a, ExpectedVersion::Exact(Version(99)), vec![test_event(11)]),
+                one(
+                    &a,
+                    ExpectedVersion::Exact(Version(99)),
+                    vec![test_event(11)],
+                ),
             ],
-            Box::new(|e: &StoreError| matches!(e, StoreError::DuplicateEventId { event_id, .. } if *event_id == stored.event_id)),
+            Box::new(
+                |e: &StoreError| matches!(e, StoreError::DuplicateEventId { event_id, .. } if *event_id == stored.event_id),
+            ),
         ),
     ];
     for (case, appends, expected) in cases {
@@ -574,7 +600,11 @@ pub async fn log_head_is_the_last_event<S: EventStore>(store: S) {
     assert_eq!(store.log_head().await.expect("log_head"), Checkpoint::START);
     for n in 0..3 {
         store
-            .append(&stream("head"), ExpectedVersion::Any, events(n * 2..n * 2 + 2))
+            .append(
+                &stream("head"),
+                ExpectedVersion::Any,
+                events(n * 2..n * 2 + 2),
+            )
             .await
             .expect("append");
         let head = store.log_head().await.expect("log_head");
@@ -1240,25 +1270,30 @@ pub async fn held_turns_take_turns<S: EventStore + Clone + 'static>(store: S) {
                 tokio::task::yield_now().await;
                 let batch = events(n * 10..n * 10 + 2);
                 let first_id = batch[0].event_id;
+                if let Some(stored) = turn.read_event(first_id).await.expect("read_event") {
+                    panic!("an event not appended yet is stored: {stored:?}");
+                }
                 let written = turn
-                    .append(ExpectedVersion::Exact(version), batch)
+                    .append_and_release(ExpectedVersion::Exact(version), batch)
                     .await
                     .expect("an append decided under the turn meets no conflict");
                 assert!(written.written);
-                let first = turn
+                let first = store
                     .read_event(first_id)
                     .await
                     .expect("read_event")
                     .expect("the event just appended");
                 assert_eq!(first.version, written.first_version);
-                turn.release().await.expect("release");
             })
         })
         .collect();
     for holder in holders {
         holder.await.expect("a holder");
     }
-    assert_eq!(store.stream_version(&id).await.expect("version"), Version(8));
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        Version(8)
+    );
 }
 
 /// A reader waiting for new events is woken by an append, well before its timeout, and
