@@ -402,10 +402,18 @@ impl PgEventStore {
             .query(&statement, params)
             .await
             .map_err(PgError::from)?;
-        Ok(rows
-            .iter()
-            .map(|row| recorded_event(row, stream))
-            .collect::<Result<_, _>>()?)
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match recorded_event(row, stream) {
+                Ok(event) => events.push(event),
+                // The events before an unreadable one make a short page; the next read starts
+                // at it and names it, so the error is always the first one after the caller's
+                // place and a reader can skip exactly that event.
+                Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(events)
     }
 }
 
