@@ -16,8 +16,9 @@ use std::time::Duration;
 pub struct PgConfig {
     /// The PostgreSQL schema that holds the store's tables (default `eventsource`).
     ///
-    /// It must match `[a-z_][a-z0-9_]{0,62}` and must not start with `pg_`: it is the only
-    /// name ever written into SQL text, and only after this check.
+    /// It must match `[a-z_][a-z0-9_]{0,62}`, and must not be a name PostgreSQL reserves:
+    /// `information_schema`, or any name starting with `pg_`. It is the only name ever written
+    /// into SQL text, and only after this check.
     pub schema: String,
     /// The most connections the pool opens (default 16). Used by
     /// [`PgEventStore::connect`](crate::PgEventStore::connect) only.
@@ -139,7 +140,14 @@ fn validate_schema(schema: &str) -> Result<(), PgError> {
         return invalid("only lowercase ASCII letters, digits and `_` are allowed");
     }
     if schema.starts_with("pg_") {
-        return invalid("the prefix `pg_` is reserved for PostgreSQL's system schemas");
+        return invalid(
+            "names starting with `pg_` are reserved by PostgreSQL for its system schemas",
+        );
+    }
+    if schema == "information_schema" {
+        return invalid(
+            "`information_schema` is reserved by PostgreSQL for the SQL standard's catalog views",
+        );
     }
     Ok(())
 }
@@ -236,6 +244,37 @@ mod tests {
                 matches!(validate_schema(bad), Err(PgError::InvalidSchema { .. })),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn names_reserved_by_postgres_are_refused() {
+        for reserved in [
+            "information_schema",
+            "pg_catalog",
+            "pg_toast",
+            "pg_temp_3",
+            "pg_",
+            "pg_anything_at_all",
+        ] {
+            match validate_schema(reserved) {
+                Err(PgError::InvalidSchema { schema, reason }) => {
+                    assert_eq!(schema, reserved);
+                    assert!(reason.contains("reserved by PostgreSQL"), "{reason}");
+                }
+                other => panic!("{reserved}: expected InvalidSchema, got {other:?}"),
+            }
+        }
+        // Only the exact name and the exact prefix are reserved.
+        for allowed in [
+            "information_schema2",
+            "my_information_schema",
+            "pg",
+            "pgx",
+            "pga_b",
+            "_pg_catalog",
+        ] {
+            assert!(validate_schema(allowed).is_ok(), "{allowed}");
         }
     }
 

@@ -41,6 +41,33 @@
 //! - `snapshots`: the latest snapshot of each stream.
 //! - `checkpoints`: where named readers are in the global log.
 //!
+//! # Privileges
+//!
+//! The schema can be migrated by one (owner) role and used by another that holds only what
+//! the store needs. [`PgEventStore::connect`] still runs the migrations, but on a schema
+//! already at this crate's latest version it only reads `schema_migrations`, so the using role
+//! needs no `CREATE`. For a schema `app` and a role `app_user`:
+//!
+//! ```sql
+//! GRANT USAGE ON SCHEMA app TO app_user;
+//! GRANT SELECT ON app.schema_migrations TO app_user;
+//! GRANT SELECT, INSERT ON app.events TO app_user;
+//! GRANT SELECT, INSERT, UPDATE ON app.snapshots, app.checkpoints TO app_user;
+//! GRANT EXECUTE ON FUNCTION app.stream_turn(text) TO app_user;
+//! ```
+//!
+//! `EXECUTE` on `stream_turn` is granted to `PUBLIC` by PostgreSQL unless the database revokes
+//! that. No grant on the identity sequence of `events.position` is needed: an identity column
+//! draws its values on the table's `INSERT` privilege. `CONNECT` on the database is also needed
+//! (granted to `PUBLIC` by default). Projections on PostgreSQL ([`PgProjectionRunner`]) need
+//! the same grants, plus whatever their read models write.
+//!
+//! Only the owner of the `events` table (or a superuser) can drop or disable its append-only
+//! trigger: a role with only these grants cannot, nor can it `UPDATE`, `DELETE` or `TRUNCATE`
+//! events (it holds no such privilege, and the trigger refuses them anyway), nor set
+//! `session_replication_role`, which would skip the trigger. Run applications as such a role,
+//! and keep the owner for migrations.
+//!
 //! # Appends
 //!
 //! An append of one stream is one prepared statement, one round trip: it takes the stream's

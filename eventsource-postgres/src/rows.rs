@@ -1,9 +1,12 @@
 //! Conversions between stored rows and the core's types. A row that does not hold what the
-//! store wrote is a typed [`PgError::Decode`], never a panic.
+//! store wrote is a typed error (an event's [`StoreError::CorruptEvent`], or
+//! [`PgError::Decode`]), never a panic.
 
 use std::time::SystemTime;
 
-use eventsource::{Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StreamId, Version};
+use eventsource::{
+    Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StoreError, StreamId, Version,
+};
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -45,31 +48,55 @@ impl<'a> FromSql<'a> for JsonText<'a> {
 
 /// An event row, selected with [`crate::sql`]'s event columns. `stream` is the stream the
 /// rows are known to belong to (a stream read): its id is then shared, not parsed again.
+///
+/// A row whose stream id is invalid or whose metadata does not decode was not written by this
+/// store (or was damaged since): it is [`StoreError::CorruptEvent`], naming the event, so a
+/// reader can report or skip it. Values PostgreSQL itself checks (the integers, the event id,
+/// the JSON body) that still do not convert are [`PgError::Decode`] or a database error.
 pub(crate) fn recorded_event(
     row: &Row,
     stream: Option<&StreamId>,
-) -> Result<RecordedEvent, PgError> {
-    let JsonText(payload) = row.try_get(7)?;
-    let JsonText(metadata) = row.try_get(8)?;
-    let id: &str = row.try_get(1)?;
+) -> Result<RecordedEvent, StoreError> {
+    let place = || -> Result<_, PgError> {
+        Ok((
+            row.try_get::<_, &str>(1)?,
+            Version(unsigned(row.try_get(2)?, "version")?),
+            Position(unsigned(row.try_get(3)?, "position")?),
+            unsigned(row.try_get(4)?, "transaction id")?,
+        ))
+    };
+    let (id, version, position, commit) = place()?;
+    let corrupt = |reason: String| StoreError::CorruptEvent {
+        stream: id.to_owned(),
+        version,
+        position,
+        commit,
+        reason,
+    };
     let stream_id = match stream {
         Some(known) if known.as_str() == id => known.clone(),
-        _ => stream_id(id.to_owned())?,
+        _ => StreamId::new(id).map_err(|e| corrupt(e.to_string()))?,
     };
-    Ok(RecordedEvent {
-        event_id: row.try_get::<_, Uuid>(0)?,
-        stream_id,
-        version: Version(unsigned(row.try_get(2)?, "version")?),
-        position: Position(unsigned(row.try_get(3)?, "position")?),
-        commit: unsigned(row.try_get(4)?, "transaction id")?,
-        event_type: row.try_get(5)?,
-        schema_version: schema_version(row.try_get(6)?)?,
-        // A `json` column: checked to be JSON when it was stored.
-        payload: Payload::from_stored_json(payload.to_owned()),
-        metadata: serde_json::from_str::<Metadata>(metadata)
-            .map_err(|e| PgError::decode("metadata", e))?,
-        recorded_at: row.try_get::<_, SystemTime>(9)?,
-    })
+    let JsonText(metadata) = row.try_get(8).map_err(PgError::from)?;
+    let metadata = serde_json::from_str::<Metadata>(metadata)
+        .map_err(|e| corrupt(format!("its metadata does not decode: {e}")))?;
+    let rest = || -> Result<_, PgError> {
+        let JsonText(payload) = row.try_get(7)?;
+        Ok(RecordedEvent {
+            event_id: row.try_get::<_, Uuid>(0)?,
+            stream_id,
+            version,
+            position,
+            commit,
+            event_type: row.try_get(5)?,
+            schema_version: schema_version(row.try_get(6)?)?,
+            // A `json` column: checked to be JSON when it was stored.
+            payload: Payload::from_stored_json(payload.to_owned()),
+            metadata,
+            recorded_at: row.try_get::<_, SystemTime>(9)?,
+        })
+    };
+    Ok(rest()?)
 }
 
 /// A row of the replay statement ([`crate::sql`]), borrowed: nothing is copied.

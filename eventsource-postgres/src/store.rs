@@ -479,10 +479,18 @@ impl PgEventStore {
             .query(&statement, params)
             .await
             .map_err(PgError::from)?;
-        Ok(rows
-            .iter()
-            .map(|row| recorded_event(row, stream))
-            .collect::<Result<_, _>>()?)
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match recorded_event(row, stream) {
+                Ok(event) => events.push(event),
+                // The events before an unreadable one make a short page; the next read starts
+                // at it and names it, so the error is always the first one after the caller's
+                // place and a reader can skip exactly that event.
+                Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(events)
     }
 }
 
@@ -772,14 +780,28 @@ impl EventStore for PgEventStore {
 }
 
 /// The events of a page of [`Sql::read_all`](crate::sql) and whether events after it are
-/// held back. An empty page is one row of NULL event columns.
-fn page_of(rows: &[tokio_postgres::Row]) -> Result<(Vec<RecordedEvent>, bool), PgError> {
+/// held back. An empty page is one row of NULL event columns. As in
+/// [`read_events`](PgEventStore::read_events), an unreadable event ends the page before it,
+/// and is the error when it comes first.
+fn page_of(rows: &[tokio_postgres::Row]) -> Result<(Vec<RecordedEvent>, bool), StoreError> {
     let mut held_back = false;
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        held_back = row.try_get(10)?;
-        if row.try_get::<_, Option<Uuid>>(0)?.is_some() {
-            events.push(recorded_event(row, None)?);
+        held_back = row.try_get(10).map_err(PgError::from)?;
+        if row
+            .try_get::<_, Option<Uuid>>(0)
+            .map_err(PgError::from)?
+            .is_none()
+        {
+            continue;
+        }
+        match recorded_event(row, None) {
+            Ok(event) => events.push(event),
+            // A short page, returned at once: the next read starts at the unreadable event.
+            Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => {
+                return Ok((events, false))
+            }
+            Err(error) => return Err(error),
         }
     }
     Ok((events, held_back))

@@ -38,6 +38,55 @@ impl UnknownEvents {
     }
 }
 
+/// What a reader of the global log does with a stored event the store cannot read back
+/// ([`StoreError::CorruptEvent`]: its metadata does not decode, or its stream id is invalid).
+///
+/// Failing is the default: such a row was written by something other than this library (or
+/// damaged), and a reader that silently passed over it could miss an event its read model
+/// needs. The error names the event, so it can be repaired; a reader whose read model can do
+/// without it skips it instead, with a warning in the log naming the stream, the version and
+/// the position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CorruptEvents {
+    /// Return the [`StoreError::CorruptEvent`]; the reader's checkpoint stays before the
+    /// event, so the next read meets it again.
+    #[default]
+    Fail,
+    /// Log a warning, move the checkpoint past the event and read on.
+    Skip,
+}
+
+impl CorruptEvents {
+    /// What a reader at any checkpoint does with `error` from
+    /// [`read_all`](crate::EventStore::read_all) under this policy: `Ok` with the checkpoint
+    /// after the unreadable event to read on from when the policy skips it, `Err` with the
+    /// error otherwise.
+    pub(crate) fn skip(self, error: StoreError) -> Result<Checkpoint, StoreError> {
+        match (self, error) {
+            (
+                CorruptEvents::Skip,
+                StoreError::CorruptEvent {
+                    stream,
+                    version,
+                    position,
+                    commit,
+                    reason,
+                },
+            ) => {
+                tracing::warn!(
+                    stream = %stream,
+                    version = version.0,
+                    position = position.0,
+                    reason = %reason,
+                    "skipping a stored event that cannot be read"
+                );
+                Ok(Checkpoint { commit, position })
+            }
+            (_, error) => Err(error),
+        }
+    }
+}
+
 /// A decoded event with its place in the store and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<E> {

@@ -22,7 +22,7 @@ pub mod testing;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Handle};
-pub use envelope::{Envelope, EventDecodeError, ReadError, UnknownEvents};
+pub use envelope::{CorruptEvents, Envelope, EventDecodeError, ReadError, UnknownEvents};
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use projection::{

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::envelope::{decode_batch, Envelope, ReadError, UnknownEvents};
+use crate::envelope::{decode_batch, CorruptEvents, Envelope, ReadError, UnknownEvents};
 use crate::event::{EncodeError, Event, Payload};
 use crate::metadata::Metadata;
 use crate::stream::{Checkpoint, ExpectedVersion, Position, StreamId, Version};
@@ -277,6 +277,23 @@ pub enum StoreError {
         /// The checkpoint stored (`None`: none).
         actual: Option<Checkpoint>,
     },
+    /// A stored event cannot be read back: its metadata does not decode, or its stream id is
+    /// not a valid one. Names the first such event after the reader's checkpoint; a reader
+    /// may skip it by moving its checkpoint to [`corrupt_checkpoint`](StoreError::corrupt_checkpoint)
+    /// (see [`CorruptEvents`]).
+    #[error("stored event {version} of stream `{stream}` at position {position} cannot be read: {reason}")]
+    CorruptEvent {
+        /// The stream id as stored (not a [`StreamId`]: it may be the part that is invalid).
+        stream: String,
+        /// The event's version in the stream.
+        version: Version,
+        /// The event's global position.
+        position: Position,
+        /// The commit the event was written in.
+        commit: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The backend failed (connection, I/O, database error). The append may not have
     /// committed; retrying with the same event ids is safe.
     #[error("event store backend error: {0}")]
@@ -300,6 +317,20 @@ impl StoreError {
     /// Whether this is a [`StoreError::Conflict`].
     pub fn is_conflict(&self) -> bool {
         matches!(self, StoreError::Conflict { .. })
+    }
+
+    /// For a [`StoreError::CorruptEvent`], the reader's checkpoint just after the unreadable
+    /// event: where a reader that skips it reads on from. `None` for any other error.
+    pub fn corrupt_checkpoint(&self) -> Option<Checkpoint> {
+        match self {
+            StoreError::CorruptEvent {
+                commit, position, ..
+            } => Some(Checkpoint {
+                commit: *commit,
+                position: *position,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -352,6 +383,10 @@ pub trait EventStore: Send + Sync {
 
     /// Reads up to `limit` events of `stream` with version `from` or later, in version order.
     /// A stream that does not exist reads as empty.
+    ///
+    /// A stored event that cannot be read back ends the page early: the events before it are
+    /// returned, and a read that starts at it fails with [`StoreError::CorruptEvent`]. So a
+    /// page shorter than `limit` is not proof of the stream's end; an empty one is.
     async fn read_stream(
         &self,
         stream: &StreamId,
@@ -399,6 +434,12 @@ pub trait EventStore: Send + Sync {
     ///
     /// Events are returned only once every event before them is visible, so a reader that
     /// resumes from the last checkpoint it saw never skips one.
+    ///
+    /// A stored event that cannot be read back ends the page early, as in
+    /// [`read_stream`](EventStore::read_stream): a read whose first event it is fails with
+    /// [`StoreError::CorruptEvent`], whose
+    /// [`corrupt_checkpoint`](StoreError::corrupt_checkpoint) is where a reader that skips it
+    /// reads on from ([`CorruptEvents`]).
     async fn read_all(
         &self,
         after: Checkpoint,
@@ -702,9 +743,8 @@ impl<S: EventStore + ?Sized> StreamReader<'_, S> {
                 return Ok(None);
             }
         }
-        if batch.len() < self.batch_size {
-            self.done = true;
-        }
+        // A short batch is not the end of the stream: a store ends a page before an event it
+        // cannot read back, and names that event on the next read.
         Ok(Some(batch))
     }
 
@@ -727,6 +767,7 @@ pub struct LogReader<'a, S: ?Sized> {
     store: &'a S,
     after: Checkpoint,
     batch_size: usize,
+    corrupt: CorruptEvents,
 }
 
 impl<S: EventStore + ?Sized> LogReader<'_, S> {
@@ -736,15 +777,33 @@ impl<S: EventStore + ?Sized> LogReader<'_, S> {
         self
     }
 
-    /// The checkpoint after the last event returned.
+    /// Sets what to do with a stored event the store cannot read back (default
+    /// [`CorruptEvents::Fail`]).
+    pub fn corrupt_events(mut self, policy: CorruptEvents) -> Self {
+        self.corrupt = policy;
+        self
+    }
+
+    /// The checkpoint after the last event returned (or skipped as unreadable).
     pub fn checkpoint(&self) -> Checkpoint {
         self.after
+    }
+
+    /// The next page of the log after the checkpoint; unreadable events are skipped (moving
+    /// the checkpoint past them) or fail, as the [`CorruptEvents`] policy says.
+    async fn read_page(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+        loop {
+            match self.store.read_all(self.after, self.batch_size).await {
+                Ok(batch) => return Ok(batch),
+                Err(error) => self.after = self.corrupt.skip(error)?,
+            }
+        }
     }
 
     /// The next batch, or `None` when nothing more is visible now. Calling again later
     /// returns events written since.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
-        let batch = self.store.read_all(self.after, self.batch_size).await?;
+        let batch = self.read_page().await?;
         match batch.last() {
             Some(last) => {
                 self.after = last.checkpoint();
@@ -760,7 +819,7 @@ impl<S: EventStore + ?Sized> LogReader<'_, S> {
         &mut self,
         unknown: UnknownEvents,
     ) -> Result<Option<Vec<Envelope<E>>>, ReadError> {
-        let batch = self.store.read_all(self.after, self.batch_size).await?;
+        let batch = self.read_page().await?;
         let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
             return Ok(None);
         };
@@ -790,6 +849,7 @@ pub trait EventStoreExt: EventStore {
             store: self,
             after,
             batch_size: DEFAULT_BATCH_SIZE,
+            corrupt: CorruptEvents::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{decode_batch, Envelope, ReadError, UnknownEvents};
+use crate::envelope::{decode_batch, CorruptEvents, Envelope, ReadError, UnknownEvents};
 use crate::event::Event;
 use crate::store::{EventStore, RecordedEvent, StoreError, DEFAULT_BATCH_SIZE};
 use crate::stream::Checkpoint;
@@ -119,6 +119,7 @@ pub struct Subscription<S> {
     batch_size: usize,
     poll_interval: Duration,
     stop: StopSignal,
+    corrupt: CorruptEvents,
 }
 
 impl<S: EventStore> Subscription<S> {
@@ -131,6 +132,7 @@ impl<S: EventStore> Subscription<S> {
             batch_size: DEFAULT_BATCH_SIZE,
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: StopSignal::never(),
+            corrupt: CorruptEvents::default(),
         }
     }
 
@@ -158,7 +160,16 @@ impl<S: EventStore> Subscription<S> {
         self
     }
 
-    /// The checkpoint after the last event read (delivered or filtered out).
+    /// What to do with a stored event the store cannot read back (default
+    /// [`CorruptEvents::Fail`]): fail with [`StoreError::CorruptEvent`], the checkpoint
+    /// staying before it, or log a warning and read on after it.
+    pub fn with_corrupt_events(mut self, policy: CorruptEvents) -> Self {
+        self.corrupt = policy;
+        self
+    }
+
+    /// The checkpoint after the last event read (delivered, filtered out or skipped as
+    /// unreadable).
     pub fn checkpoint(&self) -> Checkpoint {
         self.after
     }
@@ -188,7 +199,13 @@ impl<S: EventStore> Subscription<S> {
     /// The next matching events that are visible now, without waiting; `None` when caught up.
     pub async fn poll_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
         loop {
-            let batch = self.store.read_all(self.after, self.batch_size).await?;
+            let batch = match self.store.read_all(self.after, self.batch_size).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    self.after = self.corrupt.skip(error)?;
+                    continue;
+                }
+            };
             let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
                 return Ok(None);
             };
