@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource::{
-    Checkpoint, Envelope, Event, EventStore, Filter, HandlerError, HandlerRetry, Lease,
-    RecordedEvent, RunError, StopSignal, StoreError, Subscription, UnknownEvents,
+    Checkpoint, CorruptEvents, Envelope, Event, EventStore, Filter, HandlerError, HandlerRetry,
+    Lease, RecordedEvent, RunError, StopSignal, StoreError, Subscription, UnknownEvents,
     DEFAULT_POLL_INTERVAL, DEFAULT_PROJECTION_BATCH_SIZE,
 };
 use tokio_postgres::Transaction;
@@ -52,6 +52,13 @@ pub trait PgProjection: Send + Sync {
     async fn reset(&mut self, tx: &Transaction<'_>) -> Result<(), HandlerError> {
         let _ = tx;
         Ok(())
+    }
+
+    /// What to do with a stored event the store cannot read back (see
+    /// [`StoreError::CorruptEvent`]): stop with the error (the default, the checkpoint
+    /// staying before it) or skip it with a warning.
+    fn corrupt_events(&self) -> CorruptEvents {
+        CorruptEvents::Fail
     }
 }
 
@@ -161,11 +168,12 @@ impl<P: PgProjection> PgProjectionRunner<P> {
                 ))));
             }
             let batch = subscription
-                .poll_batch()
+                .poll_batch_until(head)
                 .await
                 .map_err(|source| self.store_error(source))?;
             match batch {
                 Some(batch) => handled += self.commit_batch(batch).await?,
+                None if subscription.checkpoint() >= head => {}
                 None => {
                     // Committed events before the head wait behind a transaction in flight.
                     self.store

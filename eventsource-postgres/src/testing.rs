@@ -24,7 +24,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -389,21 +388,14 @@ fn free_port() -> Result<u16, ClusterError> {
 }
 
 /// A configuration with a new, unique schema name (`test_<uuid>`), so tests sharing a server
-/// never see each other's data.
-///
-/// Its `read_settle` is 30 s instead of 1 s: on a shared server, any test's running
-/// transaction (another test's migration or projection batch) holds the global log back for
-/// every schema, and a loaded machine can stretch that past a second. A read that nothing
-/// holds back returns at once either way.
+/// never see each other's data, and a pool of 8 connections; the rest is
+/// [`PgConfig::default`]'s. Other tests' transactions on the shared server hold no reader of
+/// this schema's log back: only transactions writing its events do.
 pub fn fresh_config() -> PgConfig {
     PgConfig::default()
         .with_schema(format!("test_{}", Uuid::new_v4().simple()))
         .with_pool_size(8)
-        .with_read_settle(SHARED_READ_SETTLE)
 }
-
-/// How long reads of a store on the shared test cluster wait for transactions in flight.
-const SHARED_READ_SETTLE: Duration = Duration::from_secs(30);
 
 /// A new, empty store on the shared test cluster, in a schema of its own.
 ///

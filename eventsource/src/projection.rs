@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::envelope::{Envelope, EventDecodeError, UnknownEvents};
+use crate::envelope::{CorruptEvents, Envelope, EventDecodeError, UnknownEvents};
 use crate::event::Event;
 use crate::metadata::Metadata;
 use crate::repository::CommandContext;
@@ -64,6 +64,13 @@ pub trait Projection: Send + Sync {
     /// Clears the read model before a rebuild from the start of the log.
     async fn reset(&mut self) -> Result<(), HandlerError> {
         Ok(())
+    }
+
+    /// What to do with a stored event the store cannot read back (see
+    /// [`StoreError::CorruptEvent`]): stop with the error (the default, the checkpoint
+    /// staying before it) or skip it with a warning.
+    fn corrupt_events(&self) -> CorruptEvents {
+        CorruptEvents::Fail
     }
 }
 
@@ -246,11 +253,12 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
         while subscription.checkpoint() < head {
             self.check_lease(&*lease)?;
             let batch = subscription
-                .poll_batch()
+                .poll_batch_until(head)
                 .await
                 .map_err(|source| self.store_error(source))?;
             match batch {
                 Some(batch) => handled += self.handle_batch(batch).await?,
+                None if subscription.checkpoint() >= head => {}
                 None => {
                     // Committed events before the head wait behind a transaction in flight.
                     self.store
@@ -372,6 +380,7 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
         let from = self.resume_from(self.saved).await?;
         Ok(Subscription::new(self.store.clone(), from)
             .with_filter(self.projection.filter())
+            .with_corrupt_events(self.projection.corrupt_events())
             .with_batch_size(self.batch_size)
             .with_poll_interval(self.poll_interval))
     }

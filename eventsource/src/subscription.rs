@@ -198,7 +198,26 @@ impl<S: EventStore> Subscription<S> {
 
     /// The next matching events that are visible now, without waiting; `None` when caught up.
     pub async fn poll_batch(&mut self) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
-        loop {
+        self.poll(None).await
+    }
+
+    /// Like [`poll_batch`](Subscription::poll_batch), but reads no further once the checkpoint
+    /// is at or past `head` (for example [`EventStore::log_head`] when a catch-up started):
+    /// `None` then, or when nothing more is visible now. A batch may still hold events past
+    /// `head`, read in the same page. However many events the filter leaves out, and however
+    /// fast writers append, it ends.
+    pub async fn poll_batch_until(
+        &mut self,
+        head: Checkpoint,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        self.poll(Some(head)).await
+    }
+
+    async fn poll(
+        &mut self,
+        head: Option<Checkpoint>,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+        while head.is_none_or(|head| self.after < head) {
             let batch = match self.store.read_all(self.after, self.batch_size).await {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -218,6 +237,7 @@ impl<S: EventStore> Subscription<S> {
                 return Ok(Some(matching));
             }
         }
+        Ok(None)
     }
 
     /// [`next_batch`](Subscription::next_batch) decoded into `E` through its upcaster chain.
