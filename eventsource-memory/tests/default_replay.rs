@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use eventsource::{
-    AppendResult, Checkpoint, EventStore, ExpectedVersion, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, ExpectedVersion, HeldTurn, Lease, RecordedEvent,
+    Snapshot, StoreError, StreamAppend, StreamId, Version,
 };
 use eventsource_memory::MemoryEventStore;
 use uuid::Uuid;
@@ -68,6 +68,23 @@ impl EventStore for DefaultReplay {
 
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), StoreError> {
         self.0.save_checkpoint(name, checkpoint).await
+    }
+
+    async fn save_checkpoint_if(
+        &self,
+        name: &str,
+        expected: Option<Checkpoint>,
+        checkpoint: Checkpoint,
+    ) -> Result<(), StoreError> {
+        self.0.save_checkpoint_if(name, expected, checkpoint).await
+    }
+
+    async fn acquire_lease(&self, name: &str) -> Result<Box<dyn Lease>, StoreError> {
+        self.0.acquire_lease(name).await
+    }
+
+    async fn hold_turn(&self, stream: &StreamId) -> Result<Option<Box<dyn HeldTurn>>, StoreError> {
+        self.0.hold_turn(stream).await
     }
 
     async fn wait_for_events(
