@@ -8,7 +8,7 @@
 //!
 //! `HAMMER_ROUNDS` multiplies the rounds of every scenario (default 1), for runs in a loop.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
