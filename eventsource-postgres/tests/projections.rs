@@ -161,6 +161,12 @@ async fn a_handler_failing_midway_then_restarted_applies_each_event_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_midway_applies_each_event_once_after_restarts() {
+    for _ in 0..rounds(1) {
+        a_runner_killed_midway().await;
+    }
+}
+
+async fn a_runner_killed_midway() {
     let (store, table) = setup().await;
     let writer = {
         let store = store.clone();
@@ -196,8 +202,91 @@ async fn a_runner_killed_midway_applies_each_event_once_after_restarts() {
     assert_eq!(ns, (0..600).collect::<Vec<_>>());
 }
 
+/// How many times the hammering tests repeat (`HAMMER_ROUNDS`, default 1).
+fn rounds(base: u64) -> u64 {
+    let factor = std::env::var("HAMMER_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    base * factor
+}
+
+/// Four runners of one projection, started together on stores of their own (as four
+/// processes would be), aborted and restarted at random points while 10,000 events are
+/// appended: every event is in the read model exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_number_of_runners_killed_at_random_apply_each_event_once() {
+    for _ in 0..rounds(1) {
+        let (store, table) = setup().await;
+        let config = store.config().clone();
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            let store = eventsource_postgres::testing::TestCluster::shared()
+                .store(config.clone().with_pool_size(4))
+                .await
+                .unwrap();
+            stores.push(store);
+        }
+        const EVENTS: i64 = 10_000;
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { append(&store, 0, EVENTS).await })
+        };
+        let start = |n: usize| {
+            let seen = Seen {
+                table: table.clone(),
+                fail_on: None,
+            };
+            let mut runner = PgProjectionRunner::new(stores[n].clone(), seen)
+                .with_batch_size(1 + 13 * n)
+                .with_poll_interval(Duration::from_millis(20));
+            let (stopper, stop) = stop_signal();
+            (stopper, tokio::spawn(async move { runner.run(stop).await }))
+        };
+        let mut running: Vec<_> = (0..4).map(start).collect();
+        let mut seed = Uuid::new_v4().as_u64_pair().0;
+        let mut kills = 0;
+        while !writer.is_finished() || kills < 40 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(1 + seed % 25)).await;
+            let victim = (seed >> 33) as usize % running.len();
+            running[victim].1.abort(); // killed wherever it is
+            let _ = (&mut running[victim].1).await;
+            running[victim] = start(victim);
+            kills += 1;
+        }
+        writer.await.unwrap();
+        for (stopper, task) in running {
+            stopper.stop();
+            task.await.unwrap().unwrap();
+        }
+        let seen = Seen {
+            table: table.clone(),
+            fail_on: None,
+        };
+        PgProjectionRunner::new(store.clone(), seen)
+            .catch_up()
+            .await
+            .unwrap();
+        let (count, distinct, ns) = rows(&store, &table).await;
+        assert_eq!(
+            (count, distinct),
+            (EVENTS, EVENTS),
+            "{kills} kills: every event in the read model exactly once"
+        );
+        assert_eq!(ns, (0..EVENTS).collect::<Vec<_>>());
+    }
+}
+
 #[tokio::test]
 async fn a_rebuild_clears_the_read_model_and_replays_the_log() {
+    for _ in 0..rounds(1) {
+        a_rebuild().await;
+    }
+}
+
+async fn a_rebuild() {
     let (store, table) = setup().await;
     append(&store, 0, 40).await;
     let mut runner = PgProjectionRunner::new(
