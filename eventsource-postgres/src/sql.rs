@@ -35,6 +35,9 @@ pub(crate) struct Sql {
     pub(crate) read_all: String,
     pub(crate) visible_after: String,
     pub(crate) log_head: String,
+    /// Whether the current transaction may append without a reader skipping its events: it
+    /// has no transaction id yet, or it already holds readers back ([`horizon`]).
+    pub(crate) may_append_in: String,
     pub(crate) read_event: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
@@ -108,6 +111,12 @@ impl Sql {
                    AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8))",
                 horizon = horizon(&s),
             ),
+            may_append_in: format!(
+                "SELECT pg_current_xact_id_if_assigned() IS NULL OR EXISTS (SELECT 1 FROM pg_locks \
+                 WHERE pid = pg_backend_pid() AND locktype = 'relation' \
+                   AND relation IN ('{s}.events'::regclass, '{s}.checkpoints'::regclass) \
+                   AND mode NOT IN ('AccessShareLock', 'RowShareLock'))"
+            ),
             log_head: format!(
                 "SELECT tx_id::text::int8 AS commit_id, position FROM {s}.events \
                  ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
@@ -159,8 +168,9 @@ impl Sql {
 /// Only transactions that may write events hold it back. Those are the ones the snapshot
 /// sees running (`pg_snapshot_xip`) that hold a lock on this events table stronger than a
 /// reader's (an `INSERT` takes `RowExclusiveLock` before the transaction gets its id, and
-/// keeps it to the end), and those that ended after the snapshot was taken, whose events the
-/// snapshot cannot see. Any other running transaction (a write to another table or another
+/// keeps it to the end) or on the checkpoints table (a projection batch, which saves its
+/// checkpoint first and may then append events through its transaction), and those that
+/// ended after the snapshot was taken, whose events the snapshot cannot see. Any other running transaction (a write to another table or another
 /// database, however long) is passed over. With none, the horizon is the snapshot's `xmax`,
 /// the next transaction id: a writer that gets its id later sorts after every visible event.
 ///
@@ -172,7 +182,8 @@ fn horizon(s: &str) -> String {
          writers AS MATERIALIZED ( \
            SELECT held.transactionid::text::int8 AS xid32 \
            FROM pg_locks AS l JOIN pg_locks AS held ON held.virtualtransaction = l.virtualtransaction \
-           WHERE l.locktype = 'relation' AND l.relation = '{s}.events'::regclass \
+           WHERE l.locktype = 'relation' \
+             AND l.relation IN ('{s}.events'::regclass, '{s}.checkpoints'::regclass) \
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND l.mode NOT IN ('AccessShareLock', 'RowShareLock') \
              AND held.locktype = 'transactionid' AND held.mode = 'ExclusiveLock' AND held.granted), \

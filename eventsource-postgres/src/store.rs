@@ -232,9 +232,12 @@ impl PgEventStore {
     /// [`EventStore::append_streams`]: the events commit (and their notification goes out)
     /// when `tx` commits, together with whatever else `tx` wrote.
     ///
-    /// Call it before `tx` writes anything else: a transaction that already holds a
-    /// transaction id when it waits for a stream's turn can end up before, in the global log's
-    /// order, an event of the same stream it waited for.
+    /// Call it before `tx` writes anything else. A transaction that already has a transaction
+    /// id (it wrote to another table) when it starts writing events is refused with
+    /// [`StoreError::Rejected`]: readers pass over transactions that write no events, so its
+    /// events could commit behind a reader that already went past it. (A
+    /// [`PgProjectionRunner`](crate::PgProjectionRunner)'s transaction may append in its
+    /// handlers: it holds readers back from its start.)
     ///
     /// In a REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates the stream's
     /// last append, the append cannot see the stream's version: it is refused with
@@ -251,6 +254,22 @@ impl PgEventStore {
         let encoded = append::encode(&appends)?;
         if encoded.is_empty() {
             return Ok(Vec::new());
+        }
+        // Checked before the append statement is prepared: preparing an INSERT locks the
+        // events table already.
+        let may_append: bool = tx
+            .query_one(self.inner.sql.may_append_in.as_str(), &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(PgError::from)?;
+        if !may_append {
+            return Err(StoreError::Rejected {
+                stream: appends[0].stream_id.clone(),
+                reason: "append_in must come before the transaction writes anything else: a \
+                         transaction that already has a transaction id when it starts writing \
+                         events could commit them behind a reader that passed it"
+                    .to_owned(),
+            });
         }
         let statement = tx
             .prepare(&self.inner.sql.append)

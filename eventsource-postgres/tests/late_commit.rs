@@ -1,8 +1,8 @@
 //! A transaction that appends and commits late is read after it commits, in its place, and
 //! never skipped; readers see nothing committed after it started until then.
 //!
-//! This file holds one test: its open transaction holds back the global log of the whole
-//! cluster, which would stall other tests sharing it.
+//! A transaction that wrote another table before it appends is refused instead: readers pass
+//! over transactions that write no events, and could already be past it.
 
 use std::time::Duration;
 
@@ -70,10 +70,18 @@ async fn late_commit_is_read_in_its_place_and_never_skipped() {
         let mut client = store.pool().get().await.expect("connection");
         let mut tx = client.transaction().await.expect("begin");
         if scenario == "takes its transaction id first" {
-            // A holds a transaction id older than B's and C's before it appends anything.
-            tx.query_one("SELECT pg_current_xact_id()::text", &[])
-                .await
-                .expect("xid");
+            // A holds a transaction id older than B's and C's before it appends anything, as
+            // a projection batch does: it saves its checkpoint first, and may then append
+            // events in its handlers.
+            tx.execute(
+                &format!(
+                    "INSERT INTO {}.checkpoints (name, commit, position) VALUES ('late', 0, 0)",
+                    store.schema()
+                ),
+                &[],
+            )
+            .await
+            .expect("a checkpoint");
         }
         let b_first = scenario == "takes its transaction id first";
         if b_first {
@@ -176,4 +184,42 @@ async fn late_commit_is_read_in_its_place_and_never_skipped() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn an_append_after_other_writes_in_a_transaction_is_refused() {
+    let store = fresh_store_with(fresh_config()).await;
+    let id = StreamId::new(format!("after-{}", Uuid::new_v4())).expect("id");
+    let mut client = store.pool().get().await.expect("connection");
+    client
+        .batch_execute(&format!("CREATE TABLE {}.other (n int)", store.schema()))
+        .await
+        .expect("a table");
+    let mut tx = client.transaction().await.expect("begin");
+    tx.execute(
+        &format!("INSERT INTO {}.other VALUES (1)", store.schema()),
+        &[],
+    )
+    .await
+    .expect("another write");
+    let refused = store
+        .append_in(
+            &mut tx,
+            vec![StreamAppend {
+                stream_id: id.clone(),
+                expected: ExpectedVersion::Any,
+                events: vec![event("late")],
+            }],
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(eventsource::StoreError::Rejected { stream, reason })
+            if *stream == id && reason.contains("before the transaction writes anything else")),
+        "got {refused:?}"
+    );
+    tx.commit().await.expect("the transaction is still usable");
+    assert_eq!(
+        store.stream_version(&id).await.expect("version"),
+        eventsource::Version(0)
+    );
 }

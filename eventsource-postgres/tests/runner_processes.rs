@@ -165,9 +165,14 @@ async fn coordinate() -> Result<(), Error> {
         runner.kill()?;
         runner.wait()?;
     }
-    PgProjectionRunner::new(store.clone(), Seen { table: table.clone() })
-        .catch_up()
-        .await?;
+    PgProjectionRunner::new(
+        store.clone(),
+        Seen {
+            table: table.clone(),
+        },
+    )
+    .catch_up()
+    .await?;
 
     let client = store.pool().get().await?;
     let row = client
@@ -176,8 +181,12 @@ async fn coordinate() -> Result<(), Error> {
             &[],
         )
         .await?;
-    let (count, distinct, min, max): (i64, i64, Option<i64>, Option<i64>) =
-        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+    let (count, distinct, min, max): (i64, i64, Option<i64>, Option<i64>) = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+    );
     if (count, distinct, min, max) != (EVENTS, EVENTS, Some(0), Some(EVENTS - 1)) {
         return Err(format!(
             "after {kills} kills the read model holds {count} rows of {distinct} events \
