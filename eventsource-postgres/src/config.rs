@@ -24,13 +24,14 @@ pub struct PgConfig {
     /// [`PgEventStore::connect`](crate::PgEventStore::connect) only.
     pub pool_size: usize,
     /// How long [`read_all`](eventsource::EventStore::read_all) waits at most for older
-    /// transactions still in flight when committed events are held back behind them
-    /// (default 1 s).
+    /// event-writing transactions still in flight when committed events are held back behind
+    /// them (default 1 s).
     ///
-    /// Events become readable in the global log only once every transaction that started
-    /// writing before them has ended, so no reader skips an event that commits late. When such
-    /// a transaction is running, `read_all` waits for it up to this long, so that a reader
-    /// sees events it has just appended; after that it returns what is safe to return.
+    /// Events become readable in the global log only once every transaction that may write
+    /// events before them in the log's order has ended, so no reader skips an event that
+    /// commits late (see the crate docs for which transactions count). When such a
+    /// transaction is running, `read_all` waits for it up to this long, so that a reader sees
+    /// events it has just appended; after that it returns what is safe to return.
     pub read_settle: Duration,
     /// How often [`wait_for_events`](crate::PgEventStore::wait_for_events) checks for new
     /// events when no notification arrives (default 1 s): the fallback for lost notifications.

@@ -92,10 +92,39 @@
 //! Positions are taken when an append runs, so a transaction that commits late can hold
 //! lower positions than events already visible. Readers therefore order by
 //! `(tx_id, position)` (the [`Checkpoint`](eventsource::Checkpoint) is that pair) and only
-//! read rows of transactions older than every running transaction
-//! (`tx_id < pg_snapshot_xmin(pg_current_snapshot())`): no reader ever skips an event, and
-//! no writer takes a global lock. The price: a long transaction that writes (to any table of
-//! the cluster) holds back the log for its readers until it ends.
+//! read rows below a horizon: the oldest transaction that may still commit events. No reader
+//! ever skips an event, and no writer takes a global lock.
+//!
+//! The horizon passes over every transaction that writes no events: a long transaction on
+//! another table or in another database delays no reader. Precisely, a reader of a store is
+//! held back only by a running transaction that
+//!
+//! - writes this store's events (an append, or an [`append_in`](PgEventStore::append_in)
+//!   transaction until it ends),
+//! - writes its checkpoints (a [`PgProjectionRunner`] batch, until it commits), or
+//! - holds a lock on its events table stronger than a read (a migration, for example),
+//!
+//! and only for the events committed after that transaction started. A read that finds
+//! committed events held back waits for such a transaction up to [`PgConfig::read_settle`]
+//! (default 1 s) before it returns what is readable; a [`Subscription`](eventsource::Subscription)
+//! reads on when it ends. Transactions are matched with `pg_locks`, which the store reads only
+//! when a transaction is running; its snapshot and its page come from one statement.
+//!
+//! A transaction that got its id before it started writing events (it wrote another table
+//! first) could commit them behind a reader that already went past it: `append_in` refuses
+//! such a transaction.
+//!
+//! # Several processes
+//!
+//! - **Hot streams.** After a conflict, a [`Repository`](eventsource::Repository) takes the
+//!   stream's turn at session level ([`EventStore::hold_turn`](eventsource::EventStore)) on
+//!   one connection, reads what is new, decides and appends while every other writer of the
+//!   stream waits: writers that lost a race are served in turn. The lock is requested with the
+//!   first read and given back with the append, in the same round trips.
+//! - **Projections.** A runner holds its projection's lease, a session-level advisory lock on
+//!   a connection of its own, while it runs: one runner handles batches at a time, and when it
+//!   dies its connection closes and the next one takes over. Each batch commits only over the
+//!   checkpoint it started from.
 //!
 //! # Notifications
 //!

@@ -218,8 +218,16 @@ pub fn idempotent_event_id(stream: &StreamId, key: &str, index: usize) -> Uuid {
 ///
 /// Each [`execute`](Repository::execute) loads the stream, decides on the command and appends
 /// with the loaded version as the expected version. When another writer appended first, the
-/// repository catches up with the new events and decides again, up to
-/// [`RetryPolicy::max_attempts`] times. A `Repository` is cheap to share: put it in an `Arc`.
+/// repository takes the stream's turn in the store where it can ([`EventStore::hold_turn`]),
+/// catches up with the new events and decides again, up to [`RetryPolicy::max_attempts`]
+/// times; the next commands on that stream take the turn before they decide. A `Repository`
+/// is cheap to share: put it in an `Arc`.
+///
+/// Its cache of states only ever holds events the store wrote: when the store answers an
+/// append as an exact retry of events stored before ([`AppendResult::written`] is `false`),
+/// the repository reads what is stored instead of keeping its own decision.
+///
+/// [`AppendResult::written`]: crate::AppendResult::written
 pub struct Repository<A: Aggregate, S> {
     store: S,
     services: A::Services,
