@@ -115,7 +115,7 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    /// The counts of issue 6.
+    /// The full counts: what RESULTS.md reports.
     pub(crate) const FULL: Counts = Counts {
         name: "full",
         w1_accounts: 1_000,
