@@ -2,6 +2,41 @@
 
 use std::time::Duration;
 
+/// The planner settings of the connections a [`PgEventStore`](crate::PgEventStore) opens itself,
+/// as PostgreSQL startup options: sequential and bitmap scans are ruled out, so every statement
+/// of the store walks an index.
+///
+/// PostgreSQL caches a prepared statement's plan per connection. A plan made while the events
+/// table is small (a new store, or one analyzed while empty) or made without the parameters'
+/// values (a generic plan) can scan the whole table, and is kept as the table grows: an idle
+/// subscriber's check for new events took over a second at six million events, and appends to
+/// a new store slowed with every event until autovacuum came by. Every statement the store runs
+/// has an index that serves it, so ruling the scans out costs nothing where an index plan was
+/// chosen anyway.
+///
+/// [`PgEventStore::connect`](crate::PgEventStore::connect) and its siblings put these options
+/// before the URL's own `options`, so a setting in the URL wins. Give them to the connections
+/// of a pool you pass to [`PgEventStore::from_pool`](crate::PgEventStore::from_pool) too, with
+/// [`tokio_postgres::Config::options`]. They apply to the whole session, so also to your own
+/// statements on the store's [`pool`](crate::PgEventStore::pool): a query of yours that should
+/// scan a whole table can `SET LOCAL enable_seqscan = on` in its transaction.
+///
+/// ```
+/// let mut config: eventsource_postgres::tokio_postgres::Config =
+///     "postgres://app@localhost/bank".parse()?;
+/// config.options(eventsource_postgres::PLANNER_SETTINGS);
+/// # Ok::<(), eventsource_postgres::tokio_postgres::Error>(())
+/// ```
+pub const PLANNER_SETTINGS: &str = "-c enable_seqscan=off -c enable_bitmapscan=off";
+
+/// `options`, the URL's startup options, after [`PLANNER_SETTINGS`], so the URL's win.
+pub(crate) fn with_planner_settings(options: Option<&str>) -> String {
+    match options {
+        Some(own) if !own.trim().is_empty() => format!("{PLANNER_SETTINGS} {own}"),
+        _ => PLANNER_SETTINGS.to_owned(),
+    }
+}
+
 /// How a [`PgEventStore`](crate::PgEventStore) names its tables and paces its readers.
 ///
 /// ```

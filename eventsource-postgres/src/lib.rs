@@ -152,7 +152,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{Notifications, PgConfig, PgError};
+pub use config::{Notifications, PgConfig, PgError, PLANNER_SETTINGS};
 pub use projection::{PgProjection, PgProjectionRunner};
 pub use store::PgEventStore;
 

@@ -38,10 +38,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "log_key",
         sql: include_str!("../migrations/0004_log_key.sql"),
     },
+    Migration {
+        version: 5,
+        name: "index_plans",
+        sql: include_str!("../migrations/0005_index_plans.sql"),
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 4;
+pub(crate) const LATEST: u32 = 5;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.

@@ -91,24 +91,32 @@ impl Sql {
                  FROM {s}.events WHERE stream_id = $1::text AND version >= $2::int8 \
                  ORDER BY version LIMIT $3::int8"
             ),
-            // The page and whether committed events wait behind it, from one snapshot.
+            // The page and whether committed events wait behind it, from one snapshot. The
+            // horizon is a scalar subquery, so it bounds the index scan; each part walks the
+            // `(tx_id, position)` key in order and stops at its limit. (`EXISTS` would drop
+            // the `ORDER BY ... LIMIT 1` and let a generic plan scan the whole table.)
             read_all: format!(
                 "WITH {horizon}, \
-                 page AS (SELECT {EVENT_COLUMNS} FROM {s}.events, horizon \
-                   WHERE events.tx_id < horizon.tx \
+                 page AS (SELECT {EVENT_COLUMNS} FROM {s}.events \
+                   WHERE events.tx_id < (SELECT tx FROM horizon) \
                      AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8) \
                    ORDER BY events.tx_id, events.position LIMIT $3::int8), \
-                 held AS (SELECT EXISTS (SELECT 1 FROM {s}.events, horizon \
-                   WHERE events.tx_id >= horizon.tx \
-                     AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8)) AS back) \
+                 held AS (SELECT coalesce((SELECT true FROM {s}.events \
+                   WHERE events.tx_id >= (SELECT tx FROM horizon) \
+                     AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8) \
+                   ORDER BY events.tx_id, events.position LIMIT 1), false) AS back) \
                  SELECT page.*, held.back FROM held LEFT JOIN page ON true \
                  ORDER BY page.commit_id, page.position",
                 horizon = horizon(&s),
             ),
+            // Whether the first event after the checkpoint is below the horizon: events
+            // after that one sort after it, so none is visible when it is not.
             visible_after: format!(
-                "WITH {horizon} SELECT EXISTS (SELECT 1 FROM {s}.events, horizon \
-                 WHERE events.tx_id < horizon.tx \
-                   AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8))",
+                "WITH {horizon} SELECT coalesce((SELECT first.tx_id < horizon.tx FROM \
+                   (SELECT tx_id FROM {s}.events \
+                    WHERE (tx_id, position) > ($1::text::xid8, $2::int8) \
+                    ORDER BY tx_id, position LIMIT 1) AS first), false) \
+                 FROM horizon",
                 horizon = horizon(&s),
             ),
             may_append_in: format!(

@@ -22,7 +22,7 @@ use tokio_postgres::{NoTls, Socket, Statement};
 use uuid::Uuid;
 
 use crate::append::{self, Failed};
-use crate::config::{Notifications, PgConfig, PgError};
+use crate::config::{with_planner_settings, Notifications, PgConfig, PgError};
 use crate::lease;
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
@@ -122,6 +122,8 @@ impl PgEventStore {
         if pg_config.get_connect_timeout().is_none() {
             pg_config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let options = with_planner_settings(pg_config.get_options());
+        pg_config.options(&options);
         let manager = Manager::from_config(
             pg_config.clone(),
             tls.clone(),
@@ -152,6 +154,10 @@ impl PgEventStore {
     /// [`migrate`](PgEventStore::migrate)), and without a connection of its own to listen
     /// on, [`wait_for_events`](PgEventStore::wait_for_events) polls; see
     /// [`from_pool_with_listener`](PgEventStore::from_pool_with_listener).
+    ///
+    /// Open the pool's connections with [`PLANNER_SETTINGS`](crate::PLANNER_SETTINGS) as
+    /// their startup options, as the store's own connections are: without them, a plan
+    /// PostgreSQL cached while the events table was small can scan the whole table later.
     pub fn from_pool(pool: Pool, config: PgConfig) -> Result<Self, PgError> {
         config.validate()?;
         Ok(Self::build(pool, config, None, None))
@@ -213,7 +219,8 @@ impl PgEventStore {
     }
 
     /// The connection pool, for work of your own beside the store's (a read model written in
-    /// the same database, for example).
+    /// the same database, for example). Connections the store opened itself carry
+    /// [`PLANNER_SETTINGS`](crate::PLANNER_SETTINGS).
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
     }

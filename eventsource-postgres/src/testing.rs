@@ -152,6 +152,13 @@ impl TestCluster {
         &self.url
     }
 
+    /// What the server has logged so far, for a cluster this process started (`None` for
+    /// `DATABASE_URL`'s server): a test that turns on `auto_explain` reads the plans there.
+    pub fn server_log(&self) -> Option<String> {
+        let local = self.local.as_ref()?;
+        fs::read_to_string(local.dir.join("server.log")).ok()
+    }
+
     /// A new store in a schema of its own (applying the migrations).
     pub async fn store(&self, config: PgConfig) -> Result<PgEventStore, crate::PgError> {
         PgEventStore::connect_with(&self.url, config).await

@@ -27,7 +27,8 @@ async fn migrate_twice_is_a_no_op() {
             (1, "initial".to_owned()),
             (2, "drop_streams".to_owned()),
             (3, "json_bodies".to_owned()),
-            (4, "log_key".to_owned())
+            (4, "log_key".to_owned()),
+            (5, "index_plans".to_owned())
         ]
     );
 }
@@ -63,7 +64,7 @@ async fn concurrent_migrations_from_several_stores() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 4, "each migration is recorded once");
+    assert_eq!(count, 5, "each migration is recorded once");
 
     // All the stores work on the one schema.
     let stream = StreamId::new("shared-1").expect("id");
