@@ -182,8 +182,16 @@ impl Sql {
 /// database, however long) is passed over. With none, the horizon is the snapshot's `xmax`,
 /// the next transaction id: a writer that gets its id later sorts after every visible event.
 ///
+/// The locks are read before any running transaction's status. A writer releases its locks
+/// only when it ends, so one the lock table no longer shows has ended by the time its status
+/// is read, and counts as ended. (Read the other way round, a writer could be seen running,
+/// then commit before the locks were read, and be passed over while its events stayed
+/// invisible to the snapshot: a reader would skip them.) A transaction that had its id at the
+/// snapshot and no writer's lock when the locks were read never writes events: `append_in`
+/// refuses such a transaction.
+///
 /// `pg_locks` reports 32-bit transaction ids, compared with the low 32 bits of the snapshot's
-/// 64-bit ones; it is only read when some transaction is running.
+/// 64-bit ones; it is only read when some transaction is running (the `CASE`).
 fn horizon(s: &str) -> String {
     format!(
         "snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS snap), \
@@ -195,13 +203,18 @@ fn horizon(s: &str) -> String {
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND l.mode NOT IN ('AccessShareLock', 'RowShareLock') \
              AND held.locktype = 'transactionid' AND held.mode = 'ExclusiveLock' AND held.granted), \
+         writer_ids AS MATERIALIZED ( \
+           SELECT coalesce(array_agg(xid32), '{{}}'::int8[]) AS ids FROM writers), \
          horizon AS MATERIALIZED ( \
-           SELECT coalesce( \
-             (SELECT x FROM pg_snapshot_xip(snapshot.snap) AS x \
-              WHERE pg_xact_status(x) IS DISTINCT FROM 'in progress' \
-                 OR (x::text::int8 % 4294967296) IN (SELECT xid32 FROM writers) \
-              ORDER BY x LIMIT 1), \
-             pg_snapshot_xmax(snapshot.snap)) AS tx \
+           SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(snapshot.snap)) \
+             THEN pg_snapshot_xmax(snapshot.snap) \
+             ELSE coalesce( \
+               (SELECT x FROM pg_snapshot_xip(snapshot.snap) AS x, writer_ids \
+                WHERE (x::text::int8 % 4294967296) = ANY (writer_ids.ids) \
+                   OR pg_xact_status(x) IS DISTINCT FROM 'in progress' \
+                ORDER BY x LIMIT 1), \
+               pg_snapshot_xmax(snapshot.snap)) \
+           END AS tx \
            FROM snapshot)"
     )
 }
