@@ -93,8 +93,11 @@ impl Sql {
             ),
             // The page and whether committed events wait behind it, from one snapshot. The
             // horizon is a scalar subquery, so it bounds the index scan; each part walks the
-            // `(tx_id, position)` key in order and stops at its limit. (`EXISTS` would drop
-            // the `ORDER BY ... LIMIT 1` and let a generic plan scan the whole table.)
+            // `(tx_id, position)` key in order from where it starts and stops at its limit.
+            // The held-back probe starts at the later of the checkpoint and the horizon, in
+            // one row comparison: with two lower bounds the index scan would start at the
+            // checkpoint and walk every visible event after it. (`EXISTS` would drop the
+            // `ORDER BY ... LIMIT 1` and let a generic plan scan the whole table.)
             read_all: format!(
                 "WITH {horizon}, \
                  page AS (SELECT {EVENT_COLUMNS} FROM {s}.events \
@@ -102,8 +105,9 @@ impl Sql {
                      AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8) \
                    ORDER BY events.tx_id, events.position LIMIT $3::int8), \
                  held AS (SELECT coalesce((SELECT true FROM {s}.events \
-                   WHERE events.tx_id >= (SELECT tx FROM horizon) \
-                     AND (events.tx_id, events.position) > ($1::text::xid8, $2::int8) \
+                   WHERE (events.tx_id, events.position) > \
+                     (greatest($1::text::xid8, (SELECT tx FROM horizon)), \
+                      CASE WHEN (SELECT tx FROM horizon) > $1::text::xid8 THEN 0 ELSE $2::int8 END) \
                    ORDER BY events.tx_id, events.position LIMIT 1), false) AS back) \
                  SELECT page.*, held.back FROM held LEFT JOIN page ON true \
                  ORDER BY page.commit_id, page.position",
