@@ -133,6 +133,20 @@
 //! append's transaction instead. [`PgEventStore::wait_for_events`] wakes on it, and polls as
 //! a fallback.
 //!
+//! # Query plans
+//!
+//! Every statement the store runs is served by an index, and keeps that plan whatever the
+//! events table's size, its statistics and the plan cache mode: the connections the store
+//! opens carry [`PLANNER_SETTINGS`] (sequential and bitmap scans ruled out), and the
+//! `stream_turn` function sets the same for its own statement. A plan PostgreSQL cached while
+//! the table was small, or a generic plan made without the parameters' values, would
+//! otherwise scan the whole table at every call as the table grows: a new store would slow
+//! down with each append until autovacuum analyzed it, and an idle subscriber's check for
+//! new events would read the whole log. The global log's reads walk the `(tx_id, position)`
+//! key from the reader's checkpoint and stop at their page, so catching up costs the same per
+//! event at any size. Give [`PLANNER_SETTINGS`] to a pool of your own passed to
+//! [`PgEventStore::from_pool`].
+//!
 //! # Features
 //!
 //! - `tls`: `PgEventStore::connect_tls` through `native-tls`. Any other connector works

@@ -361,7 +361,43 @@ fn check_plans(cluster: &TestCluster, from: usize, phase: &str) -> (Vec<String>,
         "{phase}: only {} plans were logged: is auto_explain on?",
         plans.len()
     );
+    print_plans(phase, &plans);
     (problems, index_scans)
+}
+
+/// Prints how each statement reads the events table (shown with `--nocapture`).
+fn print_plans(phase: &str, plans: &[Logged]) {
+    let mut reads: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for logged in plans {
+        let statement: String = logged
+            .query
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let horizon_end = "END AS tx FROM snapshot)";
+        let shown = match statement.find(horizon_end) {
+            // The global log's statements share the horizon: show what follows it.
+            Some(at) => format!("WITH <horizon> {}", &statement[at + horizon_end.len()..]),
+            None => statement,
+        };
+        let shown: String = shown.chars().take(110).collect();
+        let entry = reads.entry(shown).or_default();
+        for node in nodes(&logged.plan) {
+            if node["Relation Name"].as_str() == Some("events") {
+                entry.insert(format!(
+                    "{} {} ({})",
+                    node["Node Type"].as_str().unwrap_or_default(),
+                    node["Index Name"].as_str().unwrap_or_default(),
+                    node["Index Cond"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    println!("\n{phase}: how each statement reads the events table");
+    for (statement, scans) in reads {
+        let scans: Vec<String> = scans.into_iter().collect();
+        println!("- {statement}\n    {}", scans.join("\n    "));
+    }
 }
 
 /// Grows `schema`'s events table by [`GROWN_EVENTS`] rows, as appends would write them: many

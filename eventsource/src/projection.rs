@@ -171,7 +171,13 @@ pub struct ProjectionRunner<S, P> {
     saved: Option<Checkpoint>,
 }
 
-/// The default number of events one batch of a projection runner holds at most.
+/// The default number of events one batch of a projection runner holds at most: 500.
+///
+/// Smaller than the readers' [`DEFAULT_BATCH_SIZE`](crate::DEFAULT_BATCH_SIZE): a batch is
+/// handled and checkpointed as one unit (on PostgreSQL, one transaction, which holds readers
+/// of the global log back while it runs), so a batch of many slow handler calls would delay
+/// everything after it. Raise it with `with_batch_size` for a projection whose handlers are
+/// cheap and which catches up on a long log.
 pub const DEFAULT_PROJECTION_BATCH_SIZE: usize = 500;
 
 impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {

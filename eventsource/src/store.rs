@@ -707,8 +707,16 @@ macro_rules! delegate_event_store {
 
 delegate_event_store!(Arc<S>, Box<S>, &S);
 
-/// The batch size readers use unless told otherwise.
-pub const DEFAULT_BATCH_SIZE: usize = 1_000;
+/// The batch size readers ([`LogReader`], [`StreamReader`], [`Subscription`](crate::Subscription))
+/// use unless told otherwise: 5,000 events.
+///
+/// Each read of the global log costs a round trip and a fixed share of the server's work
+/// besides its events. Catching up on a PostgreSQL log of five million events ran at about
+/// 340,000 events per second in batches of 500 or 1,000, and 590,000 to 650,000 in batches of
+/// 5,000 or 10,000; 5,000 gets that speed with half the memory of 10,000 (a few MiB per batch
+/// of small events). Projections commit one batch at a time and keep their own, smaller
+/// default ([`DEFAULT_PROJECTION_BATCH_SIZE`](crate::DEFAULT_PROJECTION_BATCH_SIZE)).
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
 
 /// Pages through one stream in batches; see [`EventStoreExt::stream_reader`].
 #[derive(Debug)]

@@ -28,7 +28,9 @@ const USAGE: &str = "usage: cargo run --release --manifest-path benches/scale/Ca
   --quick       sizes 0,100000,300000 and short runs, to try the benchmark out
 
 A throwaway PostgreSQL cluster is started from the installed binaries with fsync and
-synchronous_commit on (PostgreSQL's defaults otherwise).";
+synchronous_commit on (PostgreSQL's defaults otherwise); with SCALE_DATABASE_URL set, that
+server is used instead, and schemas `scale`, `fresh` and `fresh_unpinned` are created there
+(a second run goes on with the log the first one left).";
 
 /// How long each throughput and delay measurement runs.
 struct Pace {
@@ -197,8 +199,15 @@ fn percentiles(mut delays: Vec<f64>) -> (f64, f64, f64) {
     (at(0.5), at(0.99), delays[delays.len() - 1])
 }
 
-/// Delivery delays (ms) of a subscription from `from`, until it has seen `expected` events.
-async fn subscribe(store: PgEventStore, from: Checkpoint, expected: usize) -> Result<Vec<f64>> {
+/// Delivery delays (ms) of a subscription from `from`, until it has seen `expected` events,
+/// with the number seen so far in `seen`.
+async fn subscribe(
+    store: PgEventStore,
+    from: Checkpoint,
+    expected: usize,
+    seen: Arc<AtomicU64>,
+    at: Arc<std::sync::Mutex<Checkpoint>>,
+) -> Result<Vec<f64>> {
     let mut subscription = Subscription::new(store, from);
     let mut delays = Vec::with_capacity(expected);
     while delays.len() < expected {
@@ -211,6 +220,10 @@ async fn subscribe(store: PgEventStore, from: Checkpoint, expected: usize) -> Re
             let sent = value["kwh"].as_u64().unwrap_or(now);
             delays.push(now.saturating_sub(sent) as f64 / 1000.0);
         }
+        seen.store(delays.len() as u64, Ordering::Relaxed);
+        if let Ok(mut at) = at.lock() {
+            *at = subscription.checkpoint();
+        }
     }
     Ok(delays)
 }
@@ -218,6 +231,7 @@ async fn subscribe(store: PgEventStore, from: Checkpoint, expected: usize) -> Re
 /// Append-to-subscriber delays at [`RATE`] events per second for `secs` seconds, seen by a
 /// subscription on the writer's store and one on another store (its own pool and listener).
 async fn delivery(
+    admin: &tokio_postgres::Client,
     store: &PgEventStore,
     other: &PgEventStore,
     secs: u64,
@@ -225,8 +239,25 @@ async fn delivery(
 ) -> Result<[(f64, f64, f64); 2]> {
     let head = store.log_head().await?;
     let expected = (RATE * secs) as usize;
-    let same = tokio::spawn(subscribe(store.clone(), head, expected));
-    let another = tokio::spawn(subscribe(other.clone(), head, expected));
+    let progress = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let at = [
+        Arc::new(std::sync::Mutex::new(head)),
+        Arc::new(std::sync::Mutex::new(head)),
+    ];
+    let same = tokio::spawn(subscribe(
+        store.clone(),
+        head,
+        expected,
+        progress[0].clone(),
+        at[0].clone(),
+    ));
+    let another = tokio::spawn(subscribe(
+        other.clone(),
+        head,
+        expected,
+        progress[1].clone(),
+        at[1].clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Four writers of 250 events per second each: an append with fsync on can take longer
     // than the 1 ms one writer would have.
@@ -247,25 +278,53 @@ async fn delivery(
     for task in tasks {
         task.await??;
     }
-    let same = tokio::time::timeout(Duration::from_secs(30), same).await???;
-    let another = tokio::time::timeout(Duration::from_secs(30), another).await???;
+    let mut results = Vec::new();
+    for (i, task) in [same, another].into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(30), task).await {
+            Ok(delays) => results.push(delays??),
+            Err(_) => {
+                let checkpoint = at[i].lock().map(|c| *c).unwrap_or(head);
+                let after = store.read_all(checkpoint, 10).await?;
+                let activity = admin
+                    .query(
+                        "SELECT pid::text || ' ' || coalesce(backend_type, '') || ' xid ' || \
+                         coalesce(backend_xid::text, '-') || ' ' || coalesce(state, '') || ' ' || \
+                         left(coalesce(query, ''), 80) FROM pg_stat_activity \
+                         WHERE backend_xid IS NOT NULL OR backend_type <> 'client backend'",
+                        &[],
+                    )
+                    .await?;
+                let activity: Vec<String> = activity.iter().map(|r| r.get(0)).collect();
+                return Err(format!(
+                    "subscriber {i} saw {} of {expected} events 30 s after the last append; \
+                     it is at {checkpoint:?}; read_all from there now returns {} events \
+                     (first {:?}); server activity: {activity:#?}",
+                    progress[i].load(Ordering::Relaxed),
+                    after.len(),
+                    after.first().map(|e| e.checkpoint()),
+                )
+                .into());
+            }
+        }
+    }
+    let another = results.pop().unwrap_or_default();
+    let same = results.pop().unwrap_or_default();
     Ok([percentiles(same), percentiles(another)])
 }
 
-/// CPU time (in seconds) used by the server's processes: `utime + stime` of every process
-/// named `postgres`, or of the processes in `only` when given, in clock ticks of 1/100 s
-/// (Linux's `USER_HZ`).
-fn server_cpu(only: Option<&[i32]>) -> f64 {
-    let mut ticks = 0u64;
+/// The CPU time (clock ticks of 1/100 s, Linux's `USER_HZ`) each server process has used so
+/// far, `utime + stime`, by process id: every process named `postgres`, or only those in `only`.
+fn server_ticks(only: Option<&[i32]>) -> HashMap<i32, u64> {
+    let mut ticks = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return ticks;
     };
     for entry in entries.flatten() {
-        let pid = entry.file_name().to_string_lossy().parse::<i32>().ok();
-        if let (Some(only), Some(pid)) = (only, pid) {
-            if !only.contains(&pid) {
-                continue;
-            }
+        let Some(pid) = entry.file_name().to_string_lossy().parse::<i32>().ok() else {
+            continue;
+        };
+        if only.is_some_and(|only| !only.contains(&pid)) {
+            continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -279,9 +338,20 @@ fn server_cpu(only: Option<&[i32]>) -> f64 {
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // After the name: state is field 3, utime field 14, stime field 15 (1-based).
         if let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) {
-            ticks += user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+            let used = user.parse::<u64>().unwrap_or(0) + system.parse::<u64>().unwrap_or(0);
+            ticks.insert(pid, used);
         }
     }
+    ticks
+}
+
+/// The CPU seconds server processes used between two [`server_ticks`] readings: a process that
+/// started in between counts from zero, one that ended in between is left out.
+fn cpu_between(before: &HashMap<i32, u64>, after: &HashMap<i32, u64>) -> f64 {
+    let ticks: u64 = after
+        .iter()
+        .map(|(pid, &now)| now.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum();
     ticks as f64 / 100.0
 }
 
@@ -296,9 +366,9 @@ async fn idle_cost(
 ) -> Result<(f64, f64, f64)> {
     let window = Duration::from_secs(secs);
     let percent = |used: f64| used / secs as f64 * 100.0;
-    let before = server_cpu(None);
+    let before = server_ticks(None);
     tokio::time::sleep(window).await;
-    let quiet = percent(server_cpu(None) - before);
+    let quiet = percent(cpu_between(&before, &server_ticks(None)));
     let head = store.log_head().await?;
     let subscribers = [store.clone(), other.clone()].map(|store| {
         tokio::spawn(async move {
@@ -316,10 +386,18 @@ async fn idle_cost(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let (before, before_backends) = (server_cpu(None), server_cpu(Some(&backends)));
+    let before = server_ticks(None);
     tokio::time::sleep(window).await;
-    let idle = percent(server_cpu(None) - before);
-    let idle_backends = percent(server_cpu(Some(&backends)) - before_backends);
+    let after = server_ticks(None);
+    let idle = percent(cpu_between(&before, &after));
+    let only = |ticks: &HashMap<i32, u64>| -> HashMap<i32, u64> {
+        ticks
+            .iter()
+            .filter(|(pid, _)| backends.contains(pid))
+            .map(|(&pid, &t)| (pid, t))
+            .collect()
+    };
+    let idle_backends = percent(cpu_between(&only(&before), &only(&after)));
     for subscriber in subscribers {
         subscriber.abort();
     }
@@ -469,22 +547,54 @@ async fn main() -> Result<()> {
             _ => return Err(USAGE.into()),
         }
     }
-    let cluster = TestCluster::start_with(ClusterOptions::DURABLE)?;
-    let url = cluster.url().to_owned();
+    // A server of the user's own, or a throwaway one.
+    let (_cluster, url) = match std::env::var("SCALE_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => (None, url),
+        _ => {
+            let cluster = TestCluster::start_with(ClusterOptions::DURABLE)?;
+            let url = cluster.url().to_owned();
+            (Some(cluster), url)
+        }
+    };
     println!("# Scale: PostgreSQL 15, fsync and synchronous_commit on, {STREAMS} streams, {WRITERS} writers\n");
     println!("Release build; one run; all figures from this run, side by side.");
 
     slow_start(&url, pace).await?;
 
     let admin = admin(&url).await?;
-    let config = PgConfig::default().with_schema("scale");
-    let store = PgEventStore::connect_with(&url, config.clone()).await?;
-    let other = PgEventStore::connect_with(&url, config).await?;
-    let count = Arc::new(AtomicU64::new(0));
+    // The log that grows, and an empty store for the measurements at size 0. The long streams
+    // are written first in each, so the loads find them at every size.
+    let stores = |schema: &'static str| {
+        let url = url.clone();
+        async move {
+            let config = PgConfig::default().with_schema(schema);
+            let store = PgEventStore::connect_with(&url, config.clone()).await?;
+            let other = PgEventStore::connect_with(&url, config).await?;
+            Ok::<_, BoxError>((store, other))
+        }
+    };
     let long_ids = [StreamId::new("long-100k")?, StreamId::new("long-1m")?];
+    let count = Arc::new(AtomicU64::new(0));
+    let mut grown: Option<(PgEventStore, PgEventStore)> = None;
 
     let mut rows: Vec<(u64, Vec<String>)> = Vec::new();
     for (stage, &size) in sizes.iter().enumerate() {
+        let (store, other, long_written) = if size == 0 {
+            let (store, other) = stores("empty").await?;
+            (store, other, false)
+        } else {
+            if grown.is_none() {
+                let (store, other) = stores("scale").await?;
+                if store.stream_version(&long_ids[1]).await?.0 == 0 {
+                    for (id, &n) in long_ids.iter().zip(&pace.long_streams) {
+                        write_long(&store, id, n).await?;
+                    }
+                }
+                grown = Some((store, other));
+            }
+            let (store, other) = grown.clone().ok_or("no store")?;
+            (store, other, true)
+        };
         let started = Instant::now();
         count.store(store.log_head().await?.position.0, Ordering::Relaxed);
         grow(&store, size, &count).await?;
@@ -513,7 +623,8 @@ async fn main() -> Result<()> {
             pace.append_secs,
         )
         .await?;
-        let [same, another] = delivery(&store, &other, pace.delay_secs, stage as u64).await?;
+        let [same, another] =
+            delivery(&admin, &store, &other, pace.delay_secs, stage as u64).await?;
         let (quiet, idle, backends) = idle_cost(&admin, &store, &other, pace.idle_secs).await?;
         let mut catch = Vec::new();
         for batch in [500, 1_000, 5_000, 10_000] {
@@ -521,7 +632,7 @@ async fn main() -> Result<()> {
             catch.push(format!("{:.0}k", rate / 1000.0));
             eprintln!("  catch-up of {seen} events, batches of {batch}: {rate:.0}/s");
         }
-        if stage == 0 {
+        if !long_written {
             for (id, &n) in long_ids.iter().zip(&pace.long_streams) {
                 write_long(&store, id, n).await?;
             }
