@@ -385,8 +385,9 @@ fn print_plans(phase: &str, plans: &[Logged]) {
         for node in nodes(&logged.plan) {
             if node["Relation Name"].as_str() == Some("events") {
                 entry.insert(format!(
-                    "{} {} ({})",
+                    "{} {} {} ({})",
                     node["Node Type"].as_str().unwrap_or_default(),
+                    node["Scan Direction"].as_str().unwrap_or_default(),
                     node["Index Name"].as_str().unwrap_or_default(),
                     node["Index Cond"].as_str().unwrap_or_default()
                 ));

@@ -26,6 +26,8 @@ const USAGE: &str = "usage: cargo run --release --manifest-path benches/scale/Ca
 
   --sizes N,..  the log sizes (events) to measure at, in increasing order (default 0,1000000,5000000)
   --quick       sizes 0,100000,300000 and short runs, to try the benchmark out
+  --delivery N  grow the log to the first size, then measure live delivery N times in a row
+                and nothing else (a subscriber that falls behind stops the run and says where)
 
 A throwaway PostgreSQL cluster is started from the installed binaries with fsync and
 synchronous_commit on (PostgreSQL's defaults otherwise); with SCALE_DATABASE_URL set, that
@@ -536,10 +538,14 @@ fn parse_sizes(list: &str) -> Result<Vec<u64>> {
 async fn main() -> Result<()> {
     let mut sizes = vec![0, 1_000_000, 5_000_000];
     let mut pace = &FULL;
+    let mut deliveries = 0u32;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sizes" => sizes = parse_sizes(&args.next().ok_or(USAGE)?)?,
+            "--delivery" => {
+                deliveries = args.next().ok_or(USAGE)?.parse().map_err(|_| USAGE)?;
+            }
             "--quick" => {
                 sizes = vec![0, 100_000, 300_000];
                 pace = &QUICK;
@@ -558,10 +564,26 @@ async fn main() -> Result<()> {
     };
     println!("# Scale: PostgreSQL 15, fsync and synchronous_commit on, {STREAMS} streams, {WRITERS} writers\n");
     println!("Release build; one run; all figures from this run, side by side.");
+    let admin = admin(&url).await?;
 
+    if deliveries > 0 {
+        let config = PgConfig::default().with_schema("scale");
+        let store = PgEventStore::connect_with(&url, config.clone()).await?;
+        let other = PgEventStore::connect_with(&url, config).await?;
+        let count = Arc::new(AtomicU64::new(store.log_head().await?.position.0));
+        grow(&store, sizes[0], &count).await?;
+        for round in 0..deliveries {
+            let [same, another] =
+                delivery(&admin, &store, &other, pace.delay_secs, 100 + u64::from(round)).await?;
+            println!(
+                "round {round}: p50 / p99 ms, same store {:.1} / {:.1}, another store {:.1} / {:.1}",
+                same.0, same.1, another.0, another.1
+            );
+        }
+        return Ok(());
+    }
     slow_start(&url, pace).await?;
 
-    let admin = admin(&url).await?;
     // The log that grows, and an empty store for the measurements at size 0. The long streams
     // are written first in each, so the loads find them at every size.
     let stores = |schema: &'static str| {
