@@ -91,30 +91,17 @@ async fn workload(store: &PgEventStore, notifying: &PgEventStore, round: &str) {
     // Appends: one event with any expectation, then exact; many events; several streams.
     let first = tick(1);
     let first_of_round = first.event_id;
-    store
-        .append(&one, ExpectedVersion::Any, vec![first])
-        .await
-        .unwrap();
-    store
-        .append(&one, ExpectedVersion::Exact(Version(1)), vec![tick(2)])
-        .await
-        .unwrap();
-    store
-        .append(&one, ExpectedVersion::StreamExists, vec![tick(3)])
-        .await
-        .unwrap();
-    store
-        .append(&many, ExpectedVersion::NoStream, ticks(100))
-        .await
-        .unwrap();
-    store
-        .append(&many, ExpectedVersion::Exact(Version(100)), ticks(100))
-        .await
-        .unwrap();
-    store
-        .append(&many, ExpectedVersion::Any, ticks(100))
-        .await
-        .unwrap();
+    let appends = [
+        (&one, ExpectedVersion::Any, vec![first]),
+        (&one, ExpectedVersion::Exact(Version(1)), vec![tick(2)]),
+        (&one, ExpectedVersion::StreamExists, vec![tick(3)]),
+        (&many, ExpectedVersion::NoStream, ticks(100)),
+        (&many, ExpectedVersion::Exact(Version(100)), ticks(100)),
+        (&many, ExpectedVersion::Any, ticks(100)),
+    ];
+    for (stream, expected, events) in appends {
+        store.append(stream, expected, events).await.unwrap();
+    }
     store
         .append_streams(vec![
             StreamAppend {
