@@ -1,4 +1,4 @@
-//! Benchmarks eventsource against its peers (cqrs-es, esrs, disintegrate, eventually) and
+//! Benchmarks annals against its peers (cqrs-es, esrs, disintegrate, eventually) and
 //! raw tokio-postgres, on one PostgreSQL server, and prints one table.
 //!
 //! Run with: `cargo run --release --manifest-path benches/compare/Cargo.toml`
@@ -31,7 +31,7 @@ const USAGE: &str = "usage: cargo run --release --manifest-path benches/compare/
                      writes RESULTS-sync-commit-off.md instead of RESULTS.md
   --quick            small counts and one run, to try the harness out;
                      writes target/RESULTS-quick.md
-  --only GROUP,..    run only these groups (eventsource, peers, eventually, raw, memory),
+  --only GROUP,..    run only these groups (annals, peers, eventually, raw, memory),
                      to iterate on one; writes target/RESULTS-only.md
   --workloads W,..   run only these workloads (W1, W2, W3, W4; W1 and W3 include their
                      in-memory forms), to iterate on one; writes target/RESULTS-only.md
@@ -52,7 +52,7 @@ struct Options {
 }
 
 /// The groups of contenders `--only` can name.
-const GROUPS: [&str; 5] = ["eventsource", "peers", "eventually", "raw", "memory"];
+const GROUPS: [&str; 5] = ["annals", "peers", "eventually", "raw", "memory"];
 
 impl Options {
     /// Whether `group` runs.
@@ -120,8 +120,8 @@ async fn run(options: Options, mut server: Server, started: Instant) -> Result<(
     eprintln!("PostgreSQL {postgres}: {settings}");
 
     let mut suite = Suite::new(counts, options.workloads.clone());
-    if options.runs("eventsource") {
-        suite.eventsource(&mut server).await;
+    if options.runs("annals") {
+        suite.annals(&mut server).await;
     }
     if options.runs("peers") {
         suite.peers(&mut server).await;

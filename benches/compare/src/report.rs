@@ -249,7 +249,7 @@ pub(crate) fn markdown(setting: &Setting, rows: &[Row]) -> String {
     } else {
         ""
     };
-    let _ = writeln!(out, "# eventsource against its peers and raw SQL{quick}\n");
+    let _ = writeln!(out, "# annals against its peers and raw SQL{quick}\n");
     let _ = writeln!(out, "- Machine: {}", setting.machine);
     let _ = writeln!(out, "- PostgreSQL: {}", setting.postgres);
     let _ = writeln!(out, "- Server settings: {}", setting.server);
@@ -319,7 +319,7 @@ Notes:
   connections where it takes a pool. Setup (opening the accounts, writing the W3 streams) is
   not timed. Every contender first proves the domain rule: a withdrawal past the balance is
   refused.
-- eventsource: \"default cache\" is `Repository::new` as a user gets it (states of recent
+- annals: \"default cache\" is `Repository::new` as a user gets it (states of recent
   aggregates kept, only newer events read before a command); \"cache off\" is
   `with_cache_capacity(0)`. W3 \"cold\" is the honest load: a fresh `Repository` with no cache
   per load, replaying the stream. W3 \"warm\" loads through the repository that wrote the
@@ -333,7 +333,7 @@ Notes:
 - (2) disintegrate appends in SERIALIZABLE transactions and reports a serialization failure
   as a concurrency error, even between writers on different accounts (PostgreSQL's predicate
   locks cover pages, not one account's rows): the harness retries the decision, up to 64
-  times with a random backoff of up to 64 ms, as eventsource's repository retries a version
+  times with a random backoff of up to 64 ms, as annals's repository retries a version
   conflict (16 times by default).
 - (2a) disintegrate-postgres 4 needs PostgreSQL 16: its `event_store_begin_epoch()` uses a
   hexadecimal integer literal (`0xFFFFFFFF`), a syntax error before 16. On an older server the
@@ -346,7 +346,7 @@ Notes:
   event_type, payload jsonb, unique(stream_id, version))`. The command loop SELECTs the stream,
   decodes each row with serde_json into the state, decides, and INSERTs one row whose
   version the unique key checks. \"INSERT only\" skips the load. The rows \"json column\"
-  run W3 and W4 again on the same table with `payload json`, the type eventsource stores
+  run W3 and W4 again on the same table with `payload json`, the type annals stores
   bodies in (kept as written, no conversion on reads; `jsonb` is rebuilt into text on every
   read): they show what the column type alone is worth, and are not the reference.
 ";

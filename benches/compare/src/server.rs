@@ -1,7 +1,7 @@
 //! The PostgreSQL server every contender runs on: a throwaway cluster started like the tests
 //! start theirs, or the server `DATABASE_URL` names; and a fresh database per contender.
 
-use eventsource_postgres::testing::{ClusterOptions, TestCluster};
+use annals_postgres::testing::{ClusterOptions, TestCluster};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 

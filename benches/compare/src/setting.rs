@@ -44,7 +44,7 @@ pub(crate) fn versions() -> String {
     let main = locked(include_str!("../Cargo.lock"), &CONTENDERS);
     let eventually = locked(include_str!("../eventually/Cargo.lock"), &EVENTUALLY);
     format!(
-        "eventsource {} (this tree), {main}; built apart: {eventually}",
+        "annals {} (this tree), {main}; built apart: {eventually}",
         env!("CARGO_PKG_VERSION")
     )
 }

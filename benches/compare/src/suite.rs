@@ -5,12 +5,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use eventsource_memory::MemoryEventStore;
-use eventsource_postgres::{PgConfig, PgEventStore};
+use annals_memory::MemoryEventStore;
+use annals_postgres::{PgConfig, PgEventStore};
 use sqlx::{Pool, Postgres};
 
 use crate::bank::{self, median, Bank, Counts};
-use crate::contenders::eventsource::{EventsourceBank, Loads};
+use crate::contenders::annals::{AnnalsBank, Loads};
 use crate::contenders::{cqrs, disintegrate, esrs, raw};
 use crate::report::{Kind, Outcome, Row, Workload, RAW_COMMAND_LOOP, RAW_LOAD, RAW_MULTI_ROW};
 use crate::server::Server;
@@ -200,16 +200,16 @@ impl Suite {
 
     /// This framework on PostgreSQL: with its default cache (W1, W2, W4, and W3 warm), with
     /// no cache (W1, W2), and W3 cold (a fresh repository with no cache per load).
-    pub(crate) async fn eventsource(&mut self, server: &mut Server) {
-        const NAME: &str = "eventsource (default cache)";
-        eprintln!("eventsource");
-        let store = match pg_store(server, "eventsource").await {
+    pub(crate) async fn annals(&mut self, server: &mut Server) {
+        const NAME: &str = "annals (default cache)";
+        eprintln!("annals");
+        let store = match pg_store(server, "annals").await {
             Ok(store) => store,
             Err(error) => return self.could_not_start(NAME, Kind::Ours, &error.to_string()),
         };
-        let bank = Arc::new(EventsourceBank::new(
+        let bank = Arc::new(AnnalsBank::new(
             store.clone(),
-            eventsource::DEFAULT_CACHE_CAPACITY,
+            annals::DEFAULT_CACHE_CAPACITY,
             Loads::Repository,
         ));
         let counts = self.counts;
@@ -224,9 +224,9 @@ impl Suite {
             bank::w2(writers, counts, run)
         })
         .await;
-        let cold = EventsourceBank::new(store, 0, Loads::Cold);
-        const COLD: &str = "eventsource, cold: fresh Repository, no cache";
-        const WARM: &str = "eventsource, warm: cached state, no replay (not comparable)";
+        let cold = AnnalsBank::new(store, 0, Loads::Cold);
+        const COLD: &str = "annals, cold: fresh Repository, no cache";
+        const WARM: &str = "annals, warm: cached state, no replay (not comparable)";
         let w3 = if self.runs(Workload::W3Long) || self.runs(Workload::W3Short) {
             bank::w3_setup(&**bank, counts).await.map(Some)
         } else {
@@ -260,11 +260,11 @@ impl Suite {
         })
         .await;
 
-        const NO_CACHE: &str = "eventsource (cache off)";
-        eprintln!("eventsource, cache off");
-        match pg_store(server, "eventsource_nocache").await {
+        const NO_CACHE: &str = "annals (cache off)";
+        eprintln!("annals, cache off");
+        match pg_store(server, "annals_nocache").await {
             Ok(store) => {
-                let bank = Arc::new(EventsourceBank::new(store, 0, Loads::Repository));
+                let bank = Arc::new(AnnalsBank::new(store, 0, Loads::Repository));
                 let writers = [Arc::clone(&bank)];
                 let (bank, writers) = (&bank, &writers[..]);
                 self.measure(Workload::W1, NO_CACHE, Kind::Ours, |run| {
@@ -465,7 +465,7 @@ impl Suite {
         self.raw_json(server).await;
     }
 
-    /// Raw SQL's W3 and W4 again with a `json` payload column, as eventsource stores bodies:
+    /// Raw SQL's W3 and W4 again with a `json` payload column, as annals stores bodies:
     /// what the column type alone is worth. Not a reference.
     async fn raw_json(&mut self, server: &mut Server) {
         const LOAD: &str = "raw SQL, json column: SELECT + decode (not the reference)";
@@ -509,27 +509,27 @@ impl Suite {
         .await;
     }
 
-    /// In process: eventsource-memory against cqrs-es's `MemStore` (W1 and W3).
+    /// In process: annals-memory against cqrs-es's `MemStore` (W1 and W3).
     pub(crate) async fn memory(&mut self) {
         eprintln!("memory stores");
         let counts = self.counts;
         let counts = &counts;
 
         let store = MemoryEventStore::new();
-        let bank = Arc::new(EventsourceBank::new(
+        let bank = Arc::new(AnnalsBank::new(
             store.clone(),
-            eventsource::DEFAULT_CACHE_CAPACITY,
+            annals::DEFAULT_CACHE_CAPACITY,
             Loads::Repository,
         ));
-        let name = "eventsource-memory (default cache)";
+        let name = "annals-memory (default cache)";
         let cached = &bank;
         self.measure(Workload::MemW1, name, Kind::Ours, |run| {
             bank::w1(cached, counts, run)
         })
         .await;
-        let cold = EventsourceBank::new(store, 0, Loads::Cold);
+        let cold = AnnalsBank::new(store, 0, Loads::Cold);
         self.loads(
-            "eventsource-memory, cold: fresh Repository, no cache",
+            "annals-memory, cold: fresh Repository, no cache",
             Kind::Ours,
             &*bank,
             &cold,
@@ -537,14 +537,14 @@ impl Suite {
             Workload::MemW3Short,
         )
         .await;
-        let uncached = &Arc::new(EventsourceBank::new(
+        let uncached = &Arc::new(AnnalsBank::new(
             MemoryEventStore::new(),
             0,
             Loads::Repository,
         ));
         self.measure(
             Workload::MemW1,
-            "eventsource-memory (cache off)",
+            "annals-memory (cache off)",
             Kind::Ours,
             |run| bank::w1(uncached, counts, run),
         )

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use eventsource::prelude::*;
-use eventsource::{Checkpoint, NewEvent, Payload, Subscription};
-use eventsource_postgres::testing::{ClusterOptions, TestCluster};
-use eventsource_postgres::tokio_postgres::{self, NoTls};
-use eventsource_postgres::{PgConfig, PgEventStore};
+use annals::prelude::*;
+use annals::{Checkpoint, NewEvent, Payload, Subscription};
+use annals_postgres::testing::{ClusterOptions, TestCluster};
+use annals_postgres::tokio_postgres::{self, NoTls};
+use annals_postgres::{PgConfig, PgEventStore};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -573,8 +573,14 @@ async fn main() -> Result<()> {
         let count = Arc::new(AtomicU64::new(store.log_head().await?.position.0));
         grow(&store, sizes[0], &count).await?;
         for round in 0..deliveries {
-            let [same, another] =
-                delivery(&admin, &store, &other, pace.delay_secs, 100 + u64::from(round)).await?;
+            let [same, another] = delivery(
+                &admin,
+                &store,
+                &other,
+                pace.delay_secs,
+                100 + u64::from(round),
+            )
+            .await?;
             println!(
                 "round {round}: p50 / p99 ms, same store {:.1} / {:.1}, another store {:.1} / {:.1}",
                 same.0, same.1, another.0, another.1

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use eventsource::prelude::*;
+use annals::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// What happened to an account.
@@ -222,7 +222,7 @@ impl BankAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventsource::testing::given;
+    use annals::testing::given;
 
     fn opened(overdraft_limit: u64) -> AccountEvent {
         AccountEvent::Opened {
@@ -278,7 +278,7 @@ mod tests {
     /// The stored form of every event: a change that would break stored data fails here.
     #[test]
     fn stored_form_is_stable() {
-        insta::assert_snapshot!(eventsource::testing::stored_form(&[
+        insta::assert_snapshot!(annals::testing::stored_form(&[
             opened(50),
             AccountEvent::Deposited { amount: 100 },
             AccountEvent::Withdrawn { amount: 30 },
@@ -288,17 +288,17 @@ mod tests {
 
     #[test]
     fn version_1_opened_events_load_through_the_upcaster() {
-        let v1 = eventsource::Payload::from_json(r#"{"name":"ann"}"#).unwrap();
+        let v1 = annals::Payload::from_json(r#"{"name":"ann"}"#).unwrap();
         assert_eq!(
             AccountEvent::decode("Opened", 1, v1.as_str()).unwrap(),
             Some(opened(0))
         );
-        let renamed = eventsource::Payload::from_json(r#"{"amount":5}"#).unwrap();
+        let renamed = annals::Payload::from_json(r#"{"amount":5}"#).unwrap();
         assert_eq!(
             AccountEvent::decode("MoneyDeposited", 1, renamed.as_str()).unwrap(),
             Some(AccountEvent::Deposited { amount: 5 })
         );
-        let broken = eventsource::Payload::from_json(r#"{"owner":"ann"}"#).unwrap();
+        let broken = annals::Payload::from_json(r#"{"owner":"ann"}"#).unwrap();
         let error = AccountEvent::decode("Opened", 1, broken.as_str()).unwrap_err();
         assert!(error.to_string().contains("has a `name`"), "{error}");
     }

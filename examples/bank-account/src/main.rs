@@ -7,9 +7,9 @@
 use std::error::Error;
 use std::time::{Duration, SystemTime};
 
-use eventsource::prelude::*;
-use eventsource::{NewEvent, Payload};
-use eventsource_memory::MemoryEventStore;
+use annals::prelude::*;
+use annals::{NewEvent, Payload};
+use annals_memory::MemoryEventStore;
 use example_bank_account::{AccountCommand, BankAccount};
 
 #[tokio::main]

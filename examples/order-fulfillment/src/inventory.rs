@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use eventsource::prelude::*;
+use annals::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// What happened to a product's stock.

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use eventsource::RecordedEvent;
-use eventsource_memory::MemoryEventStore;
-use eventsource_postgres::{PgConfig, PgEventStore};
+use annals::RecordedEvent;
+use annals_memory::MemoryEventStore;
+use annals_postgres::{PgConfig, PgEventStore};
 use example_order_fulfillment::{run_flow, FlowError, FlowReport};
 
 #[tokio::main]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use eventsource::prelude::*;
+use annals::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// What happened to an order.

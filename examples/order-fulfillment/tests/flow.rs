@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use eventsource::RecordedEvent;
-use eventsource_memory::MemoryEventStore;
+use annals::RecordedEvent;
+use annals_memory::MemoryEventStore;
 use example_order_fulfillment::orders::OrderStatus;
 use example_order_fulfillment::{run_flow, FlowReport};
 
@@ -75,8 +75,8 @@ async fn the_flow_completes_on_the_memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flow_completes_on_postgresql() {
-    let orders = eventsource_postgres::testing::fresh_store().await;
-    let inventory = eventsource_postgres::testing::fresh_store().await;
+    let orders = annals_postgres::testing::fresh_store().await;
+    let inventory = annals_postgres::testing::fresh_store().await;
     let report = run_flow(orders, inventory).await.unwrap();
     check(&report);
 }

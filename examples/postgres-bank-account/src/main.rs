@@ -6,16 +6,16 @@
 //! key), prints the stored history and the account's state now and at version 2, then reads
 //! the global log.
 //!
-//! The store's tables live in the schema `eventsource` of the database `DATABASE_URL` names;
+//! The store's tables live in the schema `annals` of the database `DATABASE_URL` names;
 //! the first run creates them. Every run uses a new account, so it can run again and again.
 
 use std::error::Error;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eventsource::prelude::*;
-use eventsource::Checkpoint;
-use eventsource_postgres::PgEventStore;
+use annals::prelude::*;
+use annals::Checkpoint;
+use annals_postgres::PgEventStore;
 use example_bank_account::{AccountCommand, BankAccount};
 
 #[tokio::main]
@@ -138,15 +138,15 @@ async fn demo(store: PgEventStore, account: &str) -> Result<(), Box<dyn Error>> 
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_example_runs_on_a_throwaway_cluster() {
-        let store = eventsource_postgres::testing::fresh_store().await;
+        let store = annals_postgres::testing::fresh_store().await;
         super::demo(store.clone(), "test")
             .await
             .expect("the example runs");
-        let id = eventsource::StreamId::new("bank-account-test").expect("id");
-        use eventsource::EventStore;
+        let id = annals::StreamId::new("bank-account-test").expect("id");
+        use annals::EventStore;
         assert_eq!(
             store.stream_version(&id).await.expect("version"),
-            eventsource::Version(4)
+            annals::Version(4)
         );
     }
 }

@@ -1,9 +1,9 @@
-//! The eventually contender of `eventsource-compare`, built apart (see Cargo.toml): runs the
+//! The eventually contender of `annals-compare`, built apart (see Cargo.toml): runs the
 //! same workloads (the harness's own `bank.rs`) against eventually + eventually-postgres on
 //! the database it is given, and prints one result line per workload on stdout:
 //! `<workload> ok <median>` or `<workload> error <reason>`.
 //!
-//! Run by the harness as `eventsource-compare-eventually <database url> <full|quick>`.
+//! Run by the harness as `annals-compare-eventually <database url> <full|quick>`.
 
 #[path = "../../src/bank.rs"]
 mod bank;
@@ -49,7 +49,7 @@ where
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(url), Some(size)) = (args.next(), args.next()) else {
-        return Err("usage: eventsource-compare-eventually <database url> <full|quick>".into());
+        return Err("usage: annals-compare-eventually <database url> <full|quick>".into());
     };
     let counts = match size.as_str() {
         "full" => Counts::FULL,

@@ -256,7 +256,7 @@ impl DisintegrateBank {
     /// Makes the decision `decision()` builds, again while disintegrate reports a concurrent
     /// modification. Its appends run SERIALIZABLE, so writers on different accounts can fail
     /// each other (PostgreSQL's predicate locks are coarser than one account's rows); a
-    /// caller has to retry, as eventsource's repository does on a version conflict. Up to
+    /// caller has to retry, as annals's repository does on a version conflict. Up to
     /// [`MAX_ATTEMPTS`] times, with a random backoff.
     async fn make<D>(
         &self,

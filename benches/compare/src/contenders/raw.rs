@@ -20,7 +20,7 @@ use crate::Result;
 pub(crate) enum Body {
     /// `jsonb`: what a hand-written event table usually holds; the reference.
     Jsonb,
-    /// `json`, as eventsource stores bodies: shows what the column type alone is worth.
+    /// `json`, as annals stores bodies: shows what the column type alone is worth.
     Json,
 }
 

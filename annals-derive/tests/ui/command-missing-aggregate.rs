@@ -1,0 +1,8 @@
+use annals::Command;
+
+#[derive(Command)]
+enum AccountCommand {
+    Open,
+}
+
+fn main() {}

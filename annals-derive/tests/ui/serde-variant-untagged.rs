@@ -1,0 +1,11 @@
+use annals::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+enum AccountEvent {
+    Opened { owner: String },
+    #[serde(untagged)]
+    Legacy(String),
+}
+
+fn main() {}

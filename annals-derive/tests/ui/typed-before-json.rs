@@ -1,0 +1,18 @@
+use annals::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+fn step(body: Value) -> Result<Value, String> {
+    Ok(body)
+}
+
+#[derive(Deserialize)]
+struct OpenedV1;
+
+#[derive(Serialize, Deserialize, Event)]
+enum AccountEvent {
+    #[event(version = 3, upcast_from(1 => OpenedV1), upcast(2 => step))]
+    Opened,
+}
+
+fn main() {}

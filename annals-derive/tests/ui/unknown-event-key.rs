@@ -1,0 +1,10 @@
+use annals::Event;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(aply = Account)]
+enum AccountEvent {
+    Opened,
+}
+
+fn main() {}

@@ -1,0 +1,138 @@
+//! Commands and loads on the memory store, in process: W1's shape (one writer, deposits
+//! round-robin over 1,000 accounts, through a `Repository` with its default cache) and W3's
+//! (a cold load of a 10,000-event stream).
+//!
+//! Run with: cargo bench -p annals-memory --bench commands
+//!
+//! To count instructions, run the built binary under callgrind with `COMMANDS=<n>` to set the
+//! number of W1 commands.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use annals::prelude::*;
+use annals_memory::MemoryEventStore;
+use serde::{Deserialize, Serialize};
+
+const ACCOUNTS: usize = 1_000;
+const LONG: u32 = 10_000;
+const LOADS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(apply = Account)]
+enum AccountEvent {
+    Opened { owner: String },
+    Deposited { amount: u64 },
+}
+
+#[derive(Debug, Command)]
+#[command(aggregate = Account)]
+enum AccountCommand {
+    Open { owner: String },
+    Deposit { amount: u64 },
+    DepositMany { count: u32, amount: u64 },
+}
+
+#[derive(Debug, Clone, Default, Aggregate)]
+#[aggregate(name = "account", event = AccountEvent, command = AccountCommand, error = Infallible)]
+struct Account {
+    balance: u64,
+}
+
+impl Account {
+    fn opened(&mut self, _owner: &str) {}
+
+    fn deposited(&mut self, amount: &u64) {
+        self.balance += amount;
+    }
+
+    fn open(&self, owner: &str) -> Result<Vec<AccountEvent>, Infallible> {
+        Ok(vec![AccountEvent::Opened {
+            owner: owner.to_owned(),
+        }])
+    }
+
+    fn deposit(&self, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
+        Ok(vec![AccountEvent::Deposited { amount: *amount }])
+    }
+
+    fn deposit_many(&self, count: &u32, amount: &u64) -> Result<Vec<AccountEvent>, Infallible> {
+        Ok((0..*count)
+            .map(|_| AccountEvent::Deposited { amount: *amount })
+            .collect())
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let commands: usize = match std::env::var("COMMANDS") {
+        Ok(n) => n.parse()?,
+        Err(_) => 100_000,
+    };
+    let store = MemoryEventStore::new();
+    let accounts = Repository::<Account, _>::new(store.clone());
+    let ids = (0..ACCOUNTS)
+        .map(|n| StreamId::for_aggregate::<Account>(&format!("acc-{n}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in &ids {
+        accounts
+            .execute(
+                id,
+                AccountCommand::Open {
+                    owner: "ann".into(),
+                },
+            )
+            .await?;
+    }
+    let started = Instant::now();
+    for n in 0..commands {
+        accounts
+            .execute(&ids[n % ACCOUNTS], AccountCommand::Deposit { amount: 7 })
+            .await?;
+    }
+    let w1 = started.elapsed();
+
+    let long = StreamId::for_aggregate::<Account>("long")?;
+    accounts
+        .execute(
+            &long,
+            AccountCommand::Open {
+                owner: "bob".into(),
+            },
+        )
+        .await?;
+    let mut left = LONG - 1;
+    while left > 0 {
+        let count = left.min(100);
+        accounts
+            .execute(&long, AccountCommand::DepositMany { count, amount: 7 })
+            .await?;
+        left -= count;
+    }
+    let mut loads = Vec::with_capacity(LOADS);
+    for _ in 0..LOADS {
+        let started = Instant::now();
+        let cold = Repository::<Account, _>::new(store.clone()).with_cache_capacity(0);
+        let loaded = cold.load(&long).await?;
+        loads.push(started.elapsed());
+        if loaded.state.balance != 7 * u64::from(LONG - 1) {
+            return Err(format!("loaded balance {}", loaded.state.balance).into());
+        }
+    }
+    loads.sort_unstable();
+
+    println!("Memory store, in process");
+    println!("| workload | value |");
+    println!("|---|---:|");
+    println!(
+        "| W1: {commands} deposits over {ACCOUNTS} accounts, default cache | {:.0} commands/s |",
+        commands as f64 / w1.as_secs_f64()
+    );
+    println!(
+        "| W3: cold load of a {LONG}-event stream, median of {LOADS} | {:.3} ms |",
+        loads[LOADS / 2].as_secs_f64() * 1_000.0
+    );
+    Ok(())
+}

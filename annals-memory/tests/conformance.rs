@@ -1,0 +1,3 @@
+//! The shared conformance suite, run on the memory store.
+
+annals::conformance_tests!(annals_memory::MemoryEventStore::new());

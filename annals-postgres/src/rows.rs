@@ -1,0 +1,117 @@
+//! Conversions between stored rows and the core's types. A row that does not hold what the
+//! store wrote is a typed error (an event's [`StoreError::CorruptEvent`], or
+//! [`PgError::Decode`]), never a panic.
+
+use std::time::SystemTime;
+
+use annals::{
+    Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StoreError, StreamId, Version,
+};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::config::PgError;
+
+/// A stored `bigint` that must be a non-negative count (a version, a position, a commit).
+pub(crate) fn unsigned(value: i64, what: &'static str) -> Result<u64, PgError> {
+    u64::try_from(value).map_err(|_| PgError::decode(what, format!("negative value {value}")))
+}
+
+/// A version, position or commit as a `bigint` parameter. Values past `i64::MAX` cannot be
+/// stored, so they are clamped: such a value never matches a stored one.
+pub(crate) fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored stream id.
+pub(crate) fn stream_id(id: String) -> Result<StreamId, PgError> {
+    StreamId::new(id).map_err(|e| PgError::decode("stream id", e))
+}
+
+/// A `json` column's text, borrowed from the row.
+///
+/// Selected as `json` rather than cast to `text`: the cast would convert every value on the
+/// server (out of `json`, into `text`), and in binary format a `json` value is its text as
+/// stored. (tokio-postgres reads `json` into a `&str` only through serde.)
+pub(crate) struct JsonText<'a>(pub(crate) &'a str);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(JsonText(std::str::from_utf8(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSON
+    }
+}
+
+/// An event row, selected with [`crate::sql`]'s event columns. `stream` is the stream the
+/// rows are known to belong to (a stream read): its id is then shared, not parsed again.
+///
+/// A row whose stream id is invalid or whose metadata does not decode was not written by this
+/// store (or was damaged since): it is [`StoreError::CorruptEvent`], naming the event, so a
+/// reader can report or skip it. Values PostgreSQL itself checks (the integers, the event id,
+/// the JSON body) that still do not convert are [`PgError::Decode`] or a database error.
+pub(crate) fn recorded_event(
+    row: &Row,
+    stream: Option<&StreamId>,
+) -> Result<RecordedEvent, StoreError> {
+    let place = || -> Result<_, PgError> {
+        Ok((
+            row.try_get::<_, &str>(1)?,
+            Version(unsigned(row.try_get(2)?, "version")?),
+            Position(unsigned(row.try_get(3)?, "position")?),
+            unsigned(row.try_get(4)?, "transaction id")?,
+        ))
+    };
+    let (id, version, position, commit) = place()?;
+    let corrupt = |reason: String| StoreError::CorruptEvent {
+        stream: id.to_owned(),
+        version,
+        position,
+        commit,
+        reason,
+    };
+    let stream_id = match stream {
+        Some(known) if known.as_str() == id => known.clone(),
+        _ => StreamId::new(id).map_err(|e| corrupt(e.to_string()))?,
+    };
+    let JsonText(metadata) = row.try_get(8).map_err(PgError::from)?;
+    let metadata = serde_json::from_str::<Metadata>(metadata)
+        .map_err(|e| corrupt(format!("its metadata does not decode: {e}")))?;
+    let rest = || -> Result<_, PgError> {
+        let JsonText(payload) = row.try_get(7)?;
+        Ok(RecordedEvent {
+            event_id: row.try_get::<_, Uuid>(0)?,
+            stream_id,
+            version,
+            position,
+            commit,
+            event_type: row.try_get(5)?,
+            schema_version: schema_version(row.try_get(6)?)?,
+            // A `json` column: checked to be JSON when it was stored.
+            payload: Payload::from_stored_json(payload.to_owned()),
+            metadata,
+            recorded_at: row.try_get::<_, SystemTime>(9)?,
+        })
+    };
+    Ok(rest()?)
+}
+
+/// A row of the replay statement ([`crate::sql`]), borrowed: nothing is copied.
+pub(crate) fn replayed_event(row: &Row) -> Result<ReplayedEvent<'_>, PgError> {
+    Ok(ReplayedEvent {
+        version: Version(unsigned(row.try_get(0)?, "version")?),
+        event_type: row.try_get(1)?,
+        schema_version: schema_version(row.try_get(2)?)?,
+        payload: row.try_get::<_, JsonText<'_>>(3)?.0,
+        recorded_at: row.try_get(4)?,
+    })
+}
+
+/// A stored `integer` schema version.
+pub(crate) fn schema_version(value: i32) -> Result<u32, PgError> {
+    u32::try_from(value)
+        .map_err(|_| PgError::decode("schema version", format!("negative value {value}")))
+}

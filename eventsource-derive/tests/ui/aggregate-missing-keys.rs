@@ -1,7 +1,0 @@
-use eventsource::Aggregate;
-
-#[derive(Clone, Default, Aggregate)]
-#[aggregate(name = "account")]
-struct Account;
-
-fn main() {}

@@ -1,8 +1,0 @@
-use eventsource::Command;
-
-#[derive(Command)]
-enum AccountCommand {
-    Open,
-}
-
-fn main() {}

@@ -1,9 +1,0 @@
-use eventsource::Command;
-
-#[derive(Command)]
-#[command(aggregate = Account)]
-struct Open {
-    owner: String,
-}
-
-fn main() {}

@@ -1,9 +1,0 @@
-use eventsource::Event;
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, Event)]
-struct Opened {
-    owner: String,
-}
-
-fn main() {}
