@@ -54,6 +54,11 @@ pub use annals_derive::Command;
 #[cfg(feature = "derive")]
 pub use annals_derive::Aggregate;
 
+/// The attribute an `impl` of one of this crate's async traits ([`Projection`], [`EventStore`],
+/// [`Lease`], [`HeldTurn`]) needs, re-exported so that implementing one takes no dependency of
+/// your own: write `#[annals::async_trait]` above the `impl`.
+pub use async_trait::async_trait;
+
 /// The types most programs need: `use annals::prelude::*;`.
 pub mod prelude {
     #[cfg(feature = "derive")]

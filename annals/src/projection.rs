@@ -32,6 +32,47 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// [`checkpoint`](Projection::checkpoint): the runner then resumes from there, which is
 /// **exactly once**. On PostgreSQL, `annals-postgres` runs projections that write through
 /// the runner's transaction, checkpoint included.
+///
+/// # Example
+///
+/// A read model of balances, caught up over a store. The trait's methods are `async`:
+/// implement it under [`#[annals::async_trait]`](crate::async_trait), which needs no
+/// dependency of your own.
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// use annals::{Envelope, Event, HandlerError, Projection, ProjectionRunner};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Event)]
+/// enum AccountEvent {
+///     Deposited { amount: u64 },
+/// }
+///
+/// #[derive(Default)]
+/// struct Balances(HashMap<String, u64>);
+///
+/// #[annals::async_trait]
+/// impl Projection for Balances {
+///     type Event = AccountEvent;
+///
+///     fn name(&self) -> &str {
+///         "balances"
+///     }
+///
+///     async fn handle(&mut self, event: &Envelope<AccountEvent>) -> Result<(), HandlerError> {
+///         let AccountEvent::Deposited { amount } = &event.event;
+///         *self.0.entry(event.stream_id.to_string()).or_default() += amount;
+///         Ok(())
+///     }
+/// }
+///
+/// # async fn demo(store: annals_memory::MemoryEventStore) -> Result<(), Box<dyn std::error::Error>> {
+/// let mut runner = ProjectionRunner::new(store, Balances::default());
+/// runner.catch_up().await?;
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Projection: Send + Sync {
     /// The event enum the projection decodes. Events of other types are skipped (see

@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use annals::async_trait;
 use annals::prelude::*;
 use annals::{
     stop_signal, Checkpoint, Envelope, Filter, HandlerError, Projection, ProjectionRunner,
     RecordedEvent, RunError, StopSignal,
 };
-use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
