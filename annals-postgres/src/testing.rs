@@ -398,6 +398,11 @@ fn free_port() -> Result<u16, ClusterError> {
 /// never see each other's data, and a pool of 8 connections; the rest is
 /// [`PgConfig::default`]'s. Other tests' transactions on the shared server hold no reader of
 /// this schema's log back: only transactions writing its events do.
+///
+/// The schemas are not dropped after a test: a throwaway cluster goes away whole when the test
+/// process ends, but on `DATABASE_URL`'s server every test leaves its `test_<uuid>` schema
+/// behind (drop them with `DROP SCHEMA ... CASCADE`, or point `DATABASE_URL` at a database
+/// kept for tests).
 pub fn fresh_config() -> PgConfig {
     PgConfig::default()
         .with_schema(format!("test_{}", Uuid::new_v4().simple()))

@@ -118,13 +118,16 @@ pub trait Projection: Send + Sync {
 /// How a runner retries a failing handler before it stops and reports the failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerRetry {
-    /// How many times an event is handled at most, the first time included (at least 1).
+    /// How many times an event is handled at most, the first time included (at least 1;
+    /// default 5).
     pub max_attempts: u32,
-    /// The wait before the first retry; it doubles after each one.
+    /// The wait before the first retry; it doubles after each one (default 50 ms, so the
+    /// default waits 50, 100, 200 and 400 ms before it gives up).
     pub initial_backoff: Duration,
 }
 
 impl Default for HandlerRetry {
+    /// 5 attempts, waiting 50 ms before the first retry and twice as long before each next.
     fn default() -> Self {
         HandlerRetry {
             max_attempts: 5,

@@ -95,11 +95,13 @@ impl CommandContext {
 /// `max_backoff` (by default up to 1 ms, 2 ms, 4 ms... capped at 100 ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The most times a command is decided, the first included (at least 1).
+    /// The most times a command is decided, the first included (at least 1; default
+    /// [`DEFAULT_MAX_ATTEMPTS`], 16).
     pub max_attempts: u32,
-    /// The ceiling of the first random backoff, when the store has no turns to hold.
+    /// The ceiling of the first random backoff, when the store has no turns to hold (default
+    /// 1 ms).
     pub initial_backoff: Duration,
-    /// The most a backoff's ceiling grows to.
+    /// The most a backoff's ceiling grows to (default 100 ms).
     pub max_backoff: Duration,
 }
 
@@ -107,6 +109,7 @@ pub struct RetryPolicy {
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 
 impl Default for RetryPolicy {
+    /// 16 decisions at most, backoff ceilings from 1 ms doubling up to 100 ms.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
