@@ -4,7 +4,9 @@
 //! `Serialize`/`Deserialize` impls and these two adapters: one serializer that writes only the
 //! content of whichever variant it is handed, and one deserializer that presents a bare body as
 //! the content of a named variant. So every serde attribute on fields keeps working, and a
-//! current-version body deserializes straight from its bytes into the enum.
+//! current-version body deserializes straight from its bytes into the enum. The rest of what
+//! the generated decoders call (errors, upcaster steps, snapshots) is here too; the derive
+//! reaches all of it through `__private`, which only re-exports.
 
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, VariantAccess, Visitor,
@@ -15,7 +17,7 @@ use serde::Deserialize as _;
 use crate::event::{DecodeError, EncodeError, Payload};
 
 /// Encodes the body of `event` (an externally tagged enum) as JSON.
-pub(crate) fn encode_body<E: Serialize>(
+pub fn encode_body<E: Serialize>(
     event: &E,
     event_type: &'static str,
     schema_version: u32,
@@ -28,7 +30,7 @@ pub(crate) fn encode_body<E: Serialize>(
 }
 
 /// Decodes `payload` as the content of the enum variant named `variant`.
-pub(crate) fn decode_body<E: de::DeserializeOwned>(
+pub fn decode_body<E: de::DeserializeOwned>(
     variant: &'static str,
     event_type: &str,
     schema_version: u32,
@@ -48,7 +50,7 @@ pub(crate) fn decode_body<E: de::DeserializeOwned>(
 }
 
 /// Decodes a JSON value (the output of an upcaster) as the content of the variant `variant`.
-pub(crate) fn decode_value<E: de::DeserializeOwned>(
+pub fn decode_value<E: de::DeserializeOwned>(
     variant: &'static str,
     event_type: &str,
     schema_version: u32,
@@ -311,4 +313,115 @@ impl<'de, D: Deserializer<'de>> VariantAccess<'de> for Content<D> {
     ) -> Result<V::Value, D::Error> {
         self.0.deserialize_struct("", fields, visitor)
     }
+}
+
+// What the generated decoders call besides the adapters above: errors, upcaster steps and
+// snapshots.
+
+/// The error for a stored type name no variant has.
+pub fn unknown_type(event_type: &str, schema_version: u32) -> DecodeError {
+    DecodeError::UnknownType {
+        event_type: event_type.to_owned(),
+        schema_version,
+    }
+}
+
+/// The error for a stored schema version the code cannot decode: newer than `current`, or
+/// older with no upcaster.
+pub fn unsupported_version(event_type: &str, schema_version: u32, current: u32) -> DecodeError {
+    if schema_version > current {
+        DecodeError::FutureVersion {
+            event_type: event_type.to_owned(),
+            schema_version,
+            current,
+        }
+    } else {
+        DecodeError::NoUpcaster {
+            event_type: event_type.to_owned(),
+            schema_version,
+            current,
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn upcast_failed(event_type: &str, from: u32, source: BoxError) -> DecodeError {
+    DecodeError::Upcast {
+        event_type: event_type.to_owned(),
+        from,
+        source,
+    }
+}
+
+/// Parses a stored body into a JSON value: the input of a JSON upcaster.
+pub fn body_value(
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<serde_json::Value, DecodeError> {
+    serde_json::from_str(payload).map_err(|source| DecodeError::Body {
+        event_type: event_type.to_owned(),
+        schema_version,
+        source,
+    })
+}
+
+/// The result of the JSON upcaster that starts from version `from`.
+pub fn upcast_step<E: Into<BoxError>>(
+    event_type: &str,
+    from: u32,
+    result: Result<serde_json::Value, E>,
+) -> Result<serde_json::Value, DecodeError> {
+    result.map_err(|e| upcast_failed(event_type, from, e.into()))
+}
+
+/// Deserializes the stored body of version `schema_version` into its typed form `T`.
+pub fn typed_body<T: serde::de::DeserializeOwned>(
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<T, DecodeError> {
+    serde_json::from_str(payload).map_err(|source| DecodeError::Body {
+        event_type: event_type.to_owned(),
+        schema_version,
+        source,
+    })
+}
+
+/// Deserializes a JSON value (the output of a JSON upcaster) into the typed form `T` of
+/// version `schema_version`.
+pub fn typed_from_value<T: serde::de::DeserializeOwned>(
+    event_type: &str,
+    schema_version: u32,
+    value: serde_json::Value,
+) -> Result<T, DecodeError> {
+    serde_json::from_value(value).map_err(|source| DecodeError::Body {
+        event_type: event_type.to_owned(),
+        schema_version,
+        source,
+    })
+}
+
+/// The typed upcaster that starts from version `from`: `U::try_from(value)`.
+pub fn typed_step<T, U>(event_type: &str, from: u32, value: T) -> Result<U, DecodeError>
+where
+    U: TryFrom<T>,
+    U::Error: Into<BoxError>,
+{
+    U::try_from(value).map_err(|e| upcast_failed(event_type, from, e.into()))
+}
+
+/// Encodes an aggregate's state for a snapshot.
+pub fn encode_snapshot<T: serde::Serialize>(
+    state: &T,
+) -> Option<Result<Payload, serde_json::Error>> {
+    Some(Payload::from_value(state))
+}
+
+/// Decodes an aggregate's state from a snapshot.
+pub fn decode_snapshot<T: serde::de::DeserializeOwned>(
+    state: &Payload,
+) -> Option<Result<T, serde_json::Error>> {
+    Some(serde_json::from_str(state.as_str()))
 }
