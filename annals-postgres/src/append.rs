@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Statement};
 use uuid::Uuid;
 
-use crate::config::PgError;
+use crate::error::PgError;
 use crate::rows::{signed, stream_id, unsigned};
 use crate::sql::{self, Numbering, Sql};
 

@@ -23,7 +23,7 @@ use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use crate::append::{self, Failed};
-use crate::config::PgError;
+use crate::error::PgError;
 use crate::rows::{recorded_event, replayed_event, signed};
 use crate::store::{Hot, PgEventStore};
 

@@ -155,6 +155,7 @@
 
 mod append;
 mod config;
+mod error;
 mod lease;
 mod migrate;
 mod notify;
@@ -166,7 +167,8 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{Notifications, PgConfig, PgError, PLANNER_SETTINGS};
+pub use config::{Notifications, PgConfig, PLANNER_SETTINGS};
+pub use error::PgError;
 pub use projection::{PgProjection, PgProjectionRunner};
 pub use store::PgEventStore;
 

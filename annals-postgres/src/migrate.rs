@@ -7,7 +7,7 @@
 
 use tokio_postgres::Client;
 
-use crate::config::PgError;
+use crate::error::PgError;
 
 /// One embedded migration.
 struct Migration {

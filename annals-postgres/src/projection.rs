@@ -11,7 +11,7 @@ use annals::{
 use async_trait::async_trait;
 use tokio_postgres::Transaction;
 
-use crate::config::PgError;
+use crate::error::PgError;
 use crate::store::{save_checkpoint_over, PgEventStore};
 
 /// A projection whose read model lives in PostgreSQL, written through the transaction the

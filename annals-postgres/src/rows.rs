@@ -11,7 +11,7 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::config::PgError;
+use crate::error::PgError;
 
 /// A stored `bigint` that must be a non-negative count (a version, a position, a commit).
 pub(crate) fn unsigned(value: i64, what: &'static str) -> Result<u64, PgError> {

@@ -22,7 +22,8 @@ use tokio_postgres::{NoTls, Socket, Statement};
 use uuid::Uuid;
 
 use crate::append::{self, Failed};
-use crate::config::{with_planner_settings, Notifications, PgConfig, PgError};
+use crate::config::{with_planner_settings, Notifications, PgConfig};
+use crate::error::PgError;
 use crate::lease;
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
