@@ -1,4 +1,5 @@
-//! Commands through the repository: execute and load, rejections, commands without events, async handlers with services, expected versions, metadata.
+//! Commands through the repository: execute and load, rejections, commands without events, async
+//! handlers with services, expected versions, metadata.
 
 // Test helpers outside `#[test]` fns unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]

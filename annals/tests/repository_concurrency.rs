@@ -1,4 +1,5 @@
-//! The repository beside other writers: concurrent writers, cached states, conflicts retried on the new state, a shared `dyn` store.
+//! The repository beside other writers: concurrent writers, cached states, conflicts retried on the
+//! new state, a shared `dyn` store.
 
 // Test helpers outside `#[test]` fns unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used)]
