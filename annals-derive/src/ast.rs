@@ -243,7 +243,8 @@ impl<'a> CommandEnum<'a> {
                 None
             }
         };
-        if !attrs.keys.iter().any(|key| key == "aggregate") {
+        // On anything but an enum the one error is that; a missing key would only add noise.
+        if variants.is_some() && !attrs.keys.iter().any(|key| key == "aggregate") {
             cx.error_spanned_by(
                 &input.ident,
                 "`#[command(aggregate = ..)]` is required: it names the aggregate whose methods handle these commands",
