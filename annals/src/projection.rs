@@ -7,8 +7,6 @@ use async_trait::async_trait;
 
 use crate::envelope::{CorruptEvents, Envelope, EventDecodeError, UnknownEvents};
 use crate::event::Event;
-use crate::metadata::Metadata;
-use crate::repository::CommandContext;
 use crate::store::{EventStore, Lease, RecordedEvent, StoreError};
 use crate::stream::{Checkpoint, Position, StreamId, Version};
 use crate::subscription::{Filter, StopSignal, Subscription, DEFAULT_POLL_INTERVAL};
@@ -27,7 +25,7 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// By default delivery is **at least once**: the runner saves the checkpoint after each
 /// batch, so after a crash the events handled since the last save are handled again. A
 /// handler that must not see an event twice either is idempotent (a process manager issuing
-/// commands with [`CommandContext::caused_by`] is: the repeated command appends nothing), or
+/// commands with [`CommandContext::caused_by`](crate::CommandContext::caused_by) is: the repeated command appends nothing), or
 /// keeps its own checkpoint atomically with its read model and returns it from
 /// [`checkpoint`](Projection::checkpoint): the runner then resumes from there, which is
 /// **exactly once**. On PostgreSQL, `annals-postgres` runs projections that write through
@@ -527,24 +525,5 @@ impl<S: EventStore + Clone, P: Projection> ProjectionRunner<S, P> {
             projection: self.projection.name().to_owned(),
             source,
         }
-    }
-}
-
-impl CommandContext {
-    /// The context for a command a process manager named `process` issues in reaction to
-    /// `event`: the event's id as causation, its correlation id carried over (or the event's
-    /// own id, starting a new flow), the process as actor, and an idempotency key made of the
-    /// process, the event and `index` (the command's number among those issued for this
-    /// event), so that handling the event again never issues the command twice.
-    pub fn caused_by<E>(process: &str, event: &Envelope<E>, index: usize) -> Self {
-        let metadata = Metadata {
-            correlation_id: Some(event.metadata.correlation_id.unwrap_or(event.event_id)),
-            causation_id: Some(event.event_id),
-            actor: Some(process.to_owned()),
-            headers: Default::default(),
-        };
-        CommandContext::new()
-            .with_metadata(metadata)
-            .with_idempotency_key(format!("{process}/{}/{index}", event.event_id))
     }
 }

@@ -11,7 +11,7 @@ use foldhash::HashMap;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::UnknownEvents;
+use crate::envelope::{Envelope, UnknownEvents};
 use crate::event::{DecodeError, EncodeError};
 use crate::metadata::Metadata;
 use crate::store::{EventStore, HeldTurn, NewEvent, ReplayedEvent, Snapshot, StoreError};
@@ -80,6 +80,23 @@ impl CommandContext {
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
         self
+    }
+
+    /// The context for a command a process manager named `process` issues in reaction to
+    /// `event`: the event's id as causation, its correlation id carried over (or the event's
+    /// own id, starting a new flow), the process as actor, and an idempotency key made of the
+    /// process, the event and `index` (the command's number among those issued for this
+    /// event), so that handling the event again never issues the command twice.
+    pub fn caused_by<E>(process: &str, event: &Envelope<E>, index: usize) -> Self {
+        let metadata = Metadata {
+            correlation_id: Some(event.metadata.correlation_id.unwrap_or(event.event_id)),
+            causation_id: Some(event.event_id),
+            actor: Some(process.to_owned()),
+            headers: Default::default(),
+        };
+        CommandContext::new()
+            .with_metadata(metadata)
+            .with_idempotency_key(format!("{process}/{}/{index}", event.event_id))
     }
 }
 
