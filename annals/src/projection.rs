@@ -25,8 +25,9 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 /// By default delivery is **at least once**: the runner saves the checkpoint after each
 /// batch, so after a crash the events handled since the last save are handled again. A
 /// handler that must not see an event twice either is idempotent (a process manager issuing
-/// commands with [`CommandContext::caused_by`](crate::CommandContext::caused_by) is: the repeated command appends nothing), or
-/// keeps its own checkpoint atomically with its read model and returns it from
+/// commands with [`CommandContext::caused_by`](crate::CommandContext::caused_by) is: the
+/// repeated command appends nothing), or keeps its own checkpoint atomically with its read
+/// model and returns it from
 /// [`checkpoint`](Projection::checkpoint): the runner then resumes from there, which is
 /// **exactly once**. On PostgreSQL, `annals-postgres` runs projections that write through
 /// the runner's transaction, checkpoint included.
