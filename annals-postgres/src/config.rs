@@ -250,6 +250,17 @@ mod tests {
     }
 
     #[test]
+    fn the_urls_options_come_after_the_planner_settings() {
+        assert_eq!(with_planner_settings(None), PLANNER_SETTINGS);
+        assert_eq!(with_planner_settings(Some("  ")), PLANNER_SETTINGS);
+        // PostgreSQL applies `-c` options in order, so the URL's own come last and win.
+        assert_eq!(
+            with_planner_settings(Some("-c enable_seqscan=on")),
+            format!("{PLANNER_SETTINGS} -c enable_seqscan=on")
+        );
+    }
+
+    #[test]
     fn channel_fits_an_identifier() {
         let config = PgConfig::default().with_schema("a".repeat(63));
         assert!(config.channel().len() <= 63);

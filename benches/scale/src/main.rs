@@ -167,6 +167,9 @@ async fn append_rate(
 
 /// Grows the log to `target` events with 100-event appends of [`WRITERS`] writers.
 async fn grow(store: &PgEventStore, target: u64, count: &Arc<AtomicU64>) -> Result<()> {
+    if count.load(Ordering::Relaxed) >= target {
+        return Ok(());
+    }
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let mut writer = Writer::new(store, "grown", w, WRITERS);
@@ -315,8 +318,8 @@ async fn delivery(
 }
 
 /// The CPU time (clock ticks of 1/100 s, Linux's `USER_HZ`) each server process has used so
-/// far, `utime + stime`, by process id: every process named `postgres`, or only those in `only`.
-fn server_ticks(only: Option<&[i32]>) -> HashMap<i32, u64> {
+/// far, `utime + stime`, by process id, of every process named `postgres`.
+fn server_ticks() -> HashMap<i32, u64> {
     let mut ticks = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return ticks;
@@ -325,9 +328,6 @@ fn server_ticks(only: Option<&[i32]>) -> HashMap<i32, u64> {
         let Some(pid) = entry.file_name().to_string_lossy().parse::<i32>().ok() else {
             continue;
         };
-        if only.is_some_and(|only| !only.contains(&pid)) {
-            continue;
-        }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
@@ -368,9 +368,9 @@ async fn idle_cost(
 ) -> Result<(f64, f64, f64)> {
     let window = Duration::from_secs(secs);
     let percent = |used: f64| used / secs as f64 * 100.0;
-    let before = server_ticks(None);
+    let before = server_ticks();
     tokio::time::sleep(window).await;
-    let quiet = percent(cpu_between(&before, &server_ticks(None)));
+    let quiet = percent(cpu_between(&before, &server_ticks()));
     let head = store.log_head().await?;
     let subscribers = [store.clone(), other.clone()].map(|store| {
         tokio::spawn(async move {
@@ -388,9 +388,9 @@ async fn idle_cost(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let before = server_ticks(None);
+    let before = server_ticks();
     tokio::time::sleep(window).await;
-    let after = server_ticks(None);
+    let after = server_ticks();
     let idle = percent(cpu_between(&before, &after));
     let only = |ticks: &HashMap<i32, u64>| -> HashMap<i32, u64> {
         ticks
