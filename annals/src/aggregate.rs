@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use crate::event::{Event, Payload};
+use crate::stream::Version;
 
 /// An event-sourced aggregate: state rebuilt from its events, deciding on commands.
 ///
@@ -77,4 +78,13 @@ pub trait Handle<C>: Aggregate {
         command: &C,
         services: &Self::Services,
     ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
+}
+
+/// An aggregate's state together with the stream version it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The version of the last event applied (0 for a new aggregate).
+    pub version: Version,
 }

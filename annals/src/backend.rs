@@ -30,7 +30,8 @@
 
 use uuid::Uuid;
 
-use crate::store::{AppendResult, StoreError, StreamAppend};
+use crate::error::StoreError;
+use crate::record::{AppendResult, StreamAppend};
 use crate::stream::{Position, StreamId, Version};
 
 /// A stored event, as far as the rules of an append need it.

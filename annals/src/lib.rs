@@ -4,10 +4,15 @@
 mod aggregate;
 pub mod backend;
 mod codec;
+mod command;
+mod decode;
 mod envelope;
+mod error;
 mod event;
 mod metadata;
 mod projection;
+mod reader;
+mod record;
 mod repository;
 mod store;
 mod stream;
@@ -21,23 +26,23 @@ pub mod testing;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use aggregate::{Aggregate, Handle};
-pub use envelope::{CorruptEvents, Envelope, EventDecodeError, ReadError, UnknownEvents};
+pub use aggregate::{Aggregate, Handle, Loaded};
+pub use command::cache::DEFAULT_CACHE_CAPACITY;
+pub use command::retry::{RetryPolicy, DEFAULT_MAX_ATTEMPTS};
+pub use command::{idempotent_event_id, CommandContext, CommandOutcome};
+pub use decode::{CorruptEvents, EventDecodeError, ReadError, UnknownEvents};
+pub use envelope::Envelope;
+pub use error::StoreError;
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use projection::{
     HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError,
     DEFAULT_PROJECTION_BATCH_SIZE,
 };
-pub use repository::{
-    idempotent_event_id, CommandContext, CommandOutcome, Loaded, Repository, RepositoryError,
-    RetryPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOAD_BATCH_SIZE, DEFAULT_MAX_ATTEMPTS,
-};
-pub use store::{
-    AppendResult, EventStore, EventStoreExt, HeldTurn, Lease, LogReader, NewEvent, RecordedEvent,
-    ReplayVisitor, ReplayedEvent, Snapshot, StoreError, StreamAppend, StreamReader,
-    DEFAULT_BATCH_SIZE,
-};
+pub use reader::{EventStoreExt, LogReader, StreamReader};
+pub use record::{AppendResult, NewEvent, RecordedEvent, ReplayedEvent, Snapshot, StreamAppend};
+pub use repository::{Repository, RepositoryError, DEFAULT_LOAD_BATCH_SIZE};
+pub use store::{EventStore, HeldTurn, Lease, ReplayVisitor, DEFAULT_BATCH_SIZE};
 pub use stream::{
     Checkpoint, ExpectedVersion, InvalidStreamId, Position, StreamId, Version, MAX_STREAM_ID_LEN,
 };

@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::envelope::{CorruptEvents, Envelope, EventDecodeError, UnknownEvents};
+use crate::decode::{CorruptEvents, EventDecodeError, UnknownEvents};
+use crate::envelope::Envelope;
+use crate::error::StoreError;
 use crate::event::Event;
-use crate::store::{EventStore, Lease, RecordedEvent, StoreError};
+use crate::record::RecordedEvent;
+use crate::store::{EventStore, Lease};
 use crate::stream::{Checkpoint, Position, StreamId, Version};
 use crate::subscription::{Filter, StopSignal, Subscription, DEFAULT_POLL_INTERVAL};
 

@@ -5,9 +5,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{decode_batch, CorruptEvents, Envelope, ReadError, UnknownEvents};
+use crate::decode::{CorruptEvents, ReadError, UnknownEvents};
+use crate::envelope::Envelope;
+use crate::error::StoreError;
 use crate::event::Event;
-use crate::store::{EventStore, RecordedEvent, StoreError, DEFAULT_BATCH_SIZE};
+use crate::reader::decode_batch;
+use crate::record::RecordedEvent;
+use crate::store::{EventStore, DEFAULT_BATCH_SIZE};
 use crate::stream::Checkpoint;
 
 /// How long a caught-up subscription waits for a notification before it reads the log again.

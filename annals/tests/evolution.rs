@@ -6,7 +6,9 @@
 use std::fmt;
 
 use annals::prelude::*;
-use annals::{Checkpoint, DecodeError, NewEvent, Payload, Snapshot, UnknownEvents};
+use annals::{
+    Checkpoint, DecodeError, EventDecodeError, NewEvent, Payload, Snapshot, UnknownEvents,
+};
 use annals_memory::MemoryEventStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -348,12 +350,15 @@ async fn unknown_types_fail_by_default_and_can_be_skipped() {
 
     let strict = Repository::<Account, _>::new(store.clone());
     match strict.load(&id).await.unwrap_err() {
-        RepositoryError::Decode {
+        RepositoryError::Decode(EventDecodeError {
             stream,
             version,
+            position,
             source,
-        } => {
+            ..
+        }) => {
             assert_eq!((stream, version), (id.clone(), Version(7)));
+            assert_eq!(position, None, "a replay reads no positions");
             assert!(
                 matches!(source, DecodeError::UnknownType { ref event_type, schema_version: 1 } if event_type == "Frozen")
             );

@@ -7,7 +7,7 @@
 mod wallet;
 
 use annals::prelude::*;
-use annals::{DecodeError, NewEvent, Payload};
+use annals::{DecodeError, EventDecodeError, NewEvent, Payload};
 use annals_memory::MemoryEventStore;
 use uuid::Uuid;
 use wallet::*;
@@ -88,11 +88,12 @@ async fn undecodable_stored_events_give_typed_errors() {
         let (repo, id) = store_with(event).await;
         let error = repo.load(&id).await.unwrap_err();
         match &error {
-            RepositoryError::Decode {
+            RepositoryError::Decode(EventDecodeError {
                 stream,
                 version,
                 source,
-            } => {
+                ..
+            }) => {
                 assert_eq!((stream, *version), (&id, Version(2)));
                 assert!(check(source), "unexpected {source:?}");
             }
@@ -106,7 +107,7 @@ async fn undecodable_stored_events_give_typed_errors() {
         // A command on the stream fails the same way, and writes nothing.
         assert!(matches!(
             repo.execute(&id, WalletCommand::Credit { amount: 1 }).await,
-            Err(RepositoryError::Decode { .. })
+            Err(RepositoryError::Decode(_))
         ));
         assert_eq!(repo.store().len(), 2);
     }

@@ -60,7 +60,7 @@ pub async fn held_turns_take_turns<S: EventStore + Clone + 'static>(store: S) {
                     .expect("hold_turn")
                     .expect("a turn");
                 let mut version = Version(0);
-                let mut visit = |event: crate::store::ReplayedEvent<'_>| {
+                let mut visit = |event: crate::ReplayedEvent<'_>| {
                     version = event.version;
                     std::ops::ControlFlow::Continue(())
                 };

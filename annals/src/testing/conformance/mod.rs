@@ -20,12 +20,12 @@ use uuid::Uuid;
 
 use crate::event::Payload;
 use crate::metadata::Metadata;
-use crate::store::{
+use crate::stream::{Checkpoint, ExpectedVersion, StreamId, Version};
+use crate::subscription::{Filter, Subscription};
+use crate::{
     AppendResult, EventStore, EventStoreExt, NewEvent, RecordedEvent, Snapshot, StoreError,
     StreamAppend,
 };
-use crate::stream::{Checkpoint, ExpectedVersion, StreamId, Version};
-use crate::subscription::{Filter, Subscription};
 
 mod append;
 mod idempotency;
