@@ -1,12 +1,15 @@
-//! Exactly-once projections: the read model is written through the runner's transaction, and
+//! Exactly-once projections: the read model is written through the batch's transaction, and
 //! the checkpoint commits with it.
+//!
+//! The runner is the core's [`ProjectionRunner`]; this module supplies its sink, which
+//! handles a batch and compares and sets its checkpoint in one transaction.
 
 use std::time::Duration;
 
 use annals::{
-    Checkpoint, CorruptEvents, Envelope, Event, EventStore, Filter, HandlerError, HandlerRetry,
-    Lease, RecordedEvent, RunError, StopSignal, StoreError, Subscription, UnknownEvents,
-    DEFAULT_POLL_INTERVAL, DEFAULT_PROJECTION_BATCH_SIZE,
+    Batch, Checkpoint, CorruptEvents, Envelope, Event, EventStore, Filter, HandlerError,
+    HandlerRetry, ProjectionRunner, ProjectionSink, RunError, SinkError, StopSignal, StoreError,
+    UnknownEvents,
 };
 use async_trait::async_trait;
 use tokio_postgres::Transaction;
@@ -82,69 +85,62 @@ pub trait PgProjection: Send + Sync {
 /// batch back and resumes from the stored checkpoint instead of applying events twice.
 #[derive(Debug)]
 pub struct PgProjectionRunner<P> {
-    store: PgEventStore,
-    projection: P,
-    batch_size: usize,
-    poll_interval: Duration,
-    retry: HandlerRetry,
-    /// The stored checkpoint, as last read or committed.
-    saved: Option<Checkpoint>,
+    runner: ProjectionRunner<PgEventStore, InTransaction<P>>,
 }
 
 impl<P: PgProjection> PgProjectionRunner<P> {
     /// A runner of `projection` over `store`.
     ///
-    /// Batches hold at most [`DEFAULT_PROJECTION_BATCH_SIZE`] events; the runner waits
-    /// [`DEFAULT_POLL_INTERVAL`] for a notification when caught up, and retries a failing batch
-    /// as the default [`HandlerRetry`] says.
+    /// Batches hold at most [`DEFAULT_PROJECTION_BATCH_SIZE`](annals::DEFAULT_PROJECTION_BATCH_SIZE)
+    /// events; the runner waits [`DEFAULT_POLL_INTERVAL`](annals::DEFAULT_POLL_INTERVAL) for a
+    /// notification when caught up, and retries a failing batch as the default
+    /// [`HandlerRetry`] says.
     pub fn new(store: PgEventStore, projection: P) -> Self {
         PgProjectionRunner {
-            store,
-            projection,
-            batch_size: DEFAULT_PROJECTION_BATCH_SIZE,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            retry: HandlerRetry::default(),
-            saved: None,
+            runner: ProjectionRunner::new(store, InTransaction(projection)),
         }
     }
 
     /// How many events one transaction holds at most.
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
+    pub fn with_batch_size(self, batch_size: usize) -> Self {
+        PgProjectionRunner {
+            runner: self.runner.with_batch_size(batch_size),
+        }
     }
 
     /// How long a caught-up runner waits for a notification before reading the log again.
-    pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
-        self.poll_interval = poll_interval;
-        self
+    pub fn with_poll_interval(self, poll_interval: Duration) -> Self {
+        PgProjectionRunner {
+            runner: self.runner.with_poll_interval(poll_interval),
+        }
     }
 
-    /// How a failing batch is retried before the runner stops and reports it.
-    pub fn with_retry(mut self, retry: HandlerRetry) -> Self {
-        self.retry = HandlerRetry {
-            max_attempts: retry.max_attempts.max(1),
-            ..retry
-        };
-        self
+    /// How a failing batch is retried (as a whole: its transaction rolled back) before the
+    /// runner stops and reports it.
+    pub fn with_retry(self, retry: HandlerRetry) -> Self {
+        PgProjectionRunner {
+            runner: self.runner.with_retry(retry),
+        }
     }
 
     /// The projection.
     pub fn projection(&self) -> &P {
-        &self.projection
+        &self.runner.projection().0
+    }
+
+    /// The projection, mutably.
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.runner.projection_mut().0
     }
 
     /// Gives the projection back.
     pub fn into_projection(self) -> P {
-        self.projection
+        self.runner.into_projection().0
     }
 
     /// Where the projection resumes: its committed checkpoint, or the start of the log.
     pub async fn checkpoint(&self) -> Result<Checkpoint, RunError> {
-        let stored = self.store.load_checkpoint(self.projection.name()).await;
-        Ok(stored
-            .map_err(|source| self.store_error(source))?
-            .unwrap_or(Checkpoint::START))
+        self.runner.checkpoint().await
     }
 
     /// Handles every event committed before the call; returns how many it handled.
@@ -152,253 +148,101 @@ impl<P: PgProjection> PgProjectionRunner<P> {
     /// It aims at the head of the log as it stood when it started, so it returns even while
     /// writers keep appending. It first waits for the projection's lease.
     pub async fn catch_up(&mut self) -> Result<u64, RunError> {
-        let lease = self.lease().await?;
-        let head = self
-            .store
-            .log_head()
-            .await
-            .map_err(|source| self.store_error(source))?;
-        let mut subscription = self.subscription().await?;
-        let mut handled = 0;
-        while subscription.checkpoint() < head {
-            if !lease.is_held() {
-                return Err(self.store_error(StoreError::backend(format!(
-                    "lost the lease of projection `{}`",
-                    self.projection.name()
-                ))));
-            }
-            let batch = subscription
-                .poll_batch_until(head)
-                .await
-                .map_err(|source| self.store_error(source))?;
-            match batch {
-                Some(batch) => handled += self.commit_batch(batch).await?,
-                None if subscription.checkpoint() >= head => {}
-                None => {
-                    // Committed events before the head wait behind a transaction in flight.
-                    self.store
-                        .wait_for_events(subscription.checkpoint(), self.poll_interval)
-                        .await
-                        .map_err(|source| self.store_error(source))?;
-                }
-            }
-        }
-        drop(lease);
-        Ok(handled)
+        self.runner.catch_up().await
     }
 
     /// Waits for the projection's lease, catches up, then follows the log live until `stop`
     /// fires.
-    pub async fn run(&mut self, mut stop: StopSignal) -> Result<(), RunError> {
-        loop {
-            let lease = tokio::select! {
-                lease = self.lease() => lease?,
-                () = stop.stopped() => return Ok(()),
-            };
-            let mut subscription = self.subscription().await?.with_stop(stop.clone());
-            loop {
-                if !lease.is_held() {
-                    tracing::warn!(
-                        projection = self.projection.name(),
-                        "lost the lease; taking it again"
-                    );
-                    break;
-                }
-                let batch = subscription
-                    .next_batch()
-                    .await
-                    .map_err(|source| self.store_error(source))?;
-                let Some(batch) = batch else {
-                    return Ok(());
-                };
-                match self.commit_batch(batch).await {
-                    Ok(_) => {}
-                    Err(RunError::Store {
-                        source: StoreError::CheckpointMoved { .. },
-                        ..
-                    }) => {
-                        tracing::warn!(
-                            projection = self.projection.name(),
-                            "the checkpoint moved under this runner; resuming from it"
-                        );
-                        break;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            drop(lease);
-        }
+    pub async fn run(&mut self, stop: StopSignal) -> Result<(), RunError> {
+        self.runner.run(stop).await
     }
 
     /// Clears the read model and resets the checkpoint in one transaction, so the next run
     /// replays the whole log. It first waits for the projection's lease.
     pub async fn rebuild(&mut self) -> Result<(), RunError> {
-        let lease = self.lease().await?;
-        let mut client = self.store.client().await.map_err(|e| self.store_error(e))?;
-        let tx = client
-            .transaction()
+        self.runner.rebuild().await
+    }
+}
+
+/// The sink of a [`PgProjection`]: each batch in one transaction, its checkpoint compared and
+/// set first.
+#[derive(Debug)]
+struct InTransaction<P>(P);
+
+#[async_trait]
+impl<P: PgProjection> ProjectionSink<PgEventStore> for InTransaction<P> {
+    type Event = P::Event;
+
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn filter(&self) -> Filter {
+        self.0.filter()
+    }
+
+    fn unknown_events(&self) -> UnknownEvents {
+        self.0.unknown_events()
+    }
+
+    fn corrupt_events(&self) -> CorruptEvents {
+        self.0.corrupt_events()
+    }
+
+    async fn handle_batch(
+        &mut self,
+        store: &PgEventStore,
+        batch: Batch<'_, P::Event>,
+    ) -> Result<(), SinkError> {
+        let mut client = store.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // The checkpoint first: its row stays locked to the end, so a second runner's batch
+        // waits here, and then finds the checkpoint moved, before its handler writes anything.
+        let saved = save_checkpoint_over(&tx, store.sql(), self.0.name(), batch.from, batch.to)
             .await
-            .map_err(|e| self.store_error(PgError::from(e).into()))?;
-        self.projection
-            .reset(&tx)
-            .await
-            .map_err(|source| RunError::State {
-                projection: self.projection.name().to_owned(),
-                source,
-            })?;
-        let statement = tx
-            .prepare_cached(&self.store.sql().save_checkpoint)
-            .await
-            .map_err(|e| self.store_error(PgError::from(e).into()))?;
-        tx.execute(&statement, &[&self.projection.name(), &0i64, &0i64])
-            .await
-            .map_err(|e| self.store_error(PgError::from(e).into()))?;
-        tx.commit()
-            .await
-            .map_err(|e| self.store_error(PgError::from(e).into()))?;
-        self.saved = Some(Checkpoint::START);
-        drop(lease);
+            .map_err(pg)?;
+        if !saved {
+            tx.rollback().await.map_err(pg)?;
+            let actual = store.load_checkpoint(self.0.name()).await?;
+            return Err(StoreError::CheckpointMoved {
+                name: self.0.name().to_owned(),
+                expected: batch.from,
+                actual,
+            }
+            .into());
+        }
+        for (index, event) in batch.events.iter().enumerate() {
+            // An error drops the transaction: the batch rolls back, checkpoint included.
+            self.0
+                .handle(&tx, event)
+                .await
+                .map_err(|source| SinkError::Handler {
+                    index,
+                    committed: 0,
+                    source,
+                })?;
+        }
+        tx.commit().await.map_err(pg)?;
         Ok(())
     }
 
-    /// Waits for the projection's lease.
-    async fn lease(&self) -> Result<Box<dyn Lease>, RunError> {
-        self.store
-            .acquire_lease(self.projection.name())
+    async fn reset(&mut self, store: &PgEventStore) -> Result<(), SinkError> {
+        let mut client = store.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        self.0.reset(&tx).await.map_err(SinkError::State)?;
+        let statement = tx
+            .prepare_cached(&store.sql().save_checkpoint)
             .await
-            .map_err(|source| self.store_error(source))
-    }
-
-    /// A subscription from the stored checkpoint, which the next batch must find unchanged.
-    async fn subscription(&mut self) -> Result<Subscription<PgEventStore>, RunError> {
-        self.saved = self
-            .store
-            .load_checkpoint(self.projection.name())
+            .map_err(pg)?;
+        tx.execute(&statement, &[&self.0.name(), &0i64, &0i64])
             .await
-            .map_err(|source| self.store_error(source))?;
-        Ok(
-            Subscription::new(self.store.clone(), self.saved.unwrap_or(Checkpoint::START))
-                .with_filter(self.projection.filter())
-                .with_batch_size(self.batch_size)
-                .with_poll_interval(self.poll_interval),
-        )
-    }
-
-    /// Applies `batch` and its checkpoint in one transaction, retrying the whole batch on a
-    /// failure.
-    async fn commit_batch(&mut self, batch: Vec<RecordedEvent>) -> Result<u64, RunError> {
-        let Some(last) = batch.last().map(RecordedEvent::checkpoint) else {
-            return Ok(0);
-        };
-        let unknown = self.projection.unknown_events();
-        let mut envelopes = Vec::with_capacity(batch.len());
-        for recorded in batch {
-            let decoded = recorded
-                .into_envelope::<P::Event>(unknown)
-                .map_err(|source| RunError::Decode {
-                    projection: self.projection.name().to_owned(),
-                    source,
-                })?;
-            envelopes.extend(decoded);
-        }
-        let mut backoff = self.retry.initial_backoff;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.try_commit(&envelopes, last).await {
-                Ok(true) => {
-                    self.saved = Some(last);
-                    return Ok(envelopes.len() as u64);
-                }
-                Ok(false) => {
-                    let actual = self
-                        .store
-                        .load_checkpoint(self.projection.name())
-                        .await
-                        .map_err(|source| self.store_error(source))?;
-                    return Err(self.store_error(StoreError::CheckpointMoved {
-                        name: self.projection.name().to_owned(),
-                        expected: self.saved,
-                        actual,
-                    }));
-                }
-                Err(Failure::Store(source)) => return Err(self.store_error(source)),
-                Err(Failure::Handler(index, source)) if attempts >= self.retry.max_attempts => {
-                    let event = &envelopes[index];
-                    tracing::error!(projection = self.projection.name(), stream = %event.stream_id,
-                        version = %event.version, attempts, error = %source, "handler failed; stopping");
-                    return Err(RunError::Handler {
-                        projection: self.projection.name().to_owned(),
-                        stream: event.stream_id.clone(),
-                        version: event.version,
-                        position: event.position,
-                        attempts,
-                        source,
-                    });
-                }
-                Err(Failure::Handler(index, error)) => {
-                    tracing::warn!(projection = self.projection.name(),
-                        stream = %envelopes[index].stream_id, version = %envelopes[index].version,
-                        attempts, %error, "handler failed; retrying the batch");
-                    tokio::time::sleep(backoff).await;
-                    backoff = backoff.saturating_mul(2);
-                }
-            }
-        }
-    }
-
-    /// Applies `envelopes` and saves `checkpoint` over the one the batch started from, in one
-    /// transaction; `false` (rolled back) when the stored checkpoint is another.
-    async fn try_commit(
-        &mut self,
-        envelopes: &[Envelope<P::Event>],
-        checkpoint: Checkpoint,
-    ) -> Result<bool, Failure> {
-        let mut client = self.store.client().await.map_err(Failure::Store)?;
-        let tx = client.transaction().await.map_err(Failure::pg)?;
-        // The checkpoint first: its row stays locked to the end, so a second runner's batch
-        // waits here, and then finds the checkpoint moved, before its handler writes anything.
-        let saved = save_checkpoint_over(
-            &tx,
-            self.store.sql(),
-            self.projection.name(),
-            self.saved,
-            checkpoint,
-        )
-        .await
-        .map_err(Failure::pg)?;
-        if !saved {
-            tx.rollback().await.map_err(Failure::pg)?;
-            return Ok(false);
-        }
-        for (index, envelope) in envelopes.iter().enumerate() {
-            self.projection
-                .handle(&tx, envelope)
-                .await
-                .map_err(|e| Failure::Handler(index, e))?;
-        }
-        tx.commit().await.map_err(Failure::pg)?;
-        Ok(true)
-    }
-
-    fn store_error(&self, source: StoreError) -> RunError {
-        RunError::Store {
-            projection: self.projection.name().to_owned(),
-            source,
-        }
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(())
     }
 }
 
-/// Why a batch did not commit.
-enum Failure {
-    /// The database failed (the batch may be retried by running again).
-    Store(StoreError),
-    /// The handler failed on the event at this index.
-    Handler(usize, HandlerError),
-}
-
-impl Failure {
-    fn pg(error: tokio_postgres::Error) -> Self {
-        Failure::Store(PgError::from(error).into())
-    }
+/// A database error as the runner sees it.
+fn pg(error: tokio_postgres::Error) -> SinkError {
+    SinkError::Store(PgError::from(error).into())
 }

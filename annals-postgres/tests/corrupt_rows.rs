@@ -6,11 +6,14 @@
 #![allow(clippy::expect_used, clippy::panic)]
 
 use annals::{
-    Checkpoint, CorruptEvents, EventStore, EventStoreExt, ExpectedVersion, Metadata, NewEvent,
-    Payload, Position, RecordedEvent, StoreError, StreamId, Subscription, Version,
+    Checkpoint, CorruptEvents, Envelope, Event, EventStore, EventStoreExt, ExpectedVersion,
+    HandlerError, Metadata, NewEvent, Payload, Position, RecordedEvent, RunError, StoreError,
+    StreamId, Subscription, Version,
 };
 use annals_postgres::testing::fresh_store;
-use annals_postgres::PgEventStore;
+use annals_postgres::{PgEventStore, PgProjection, PgProjectionRunner};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 fn event(n: u64) -> NewEvent {
@@ -283,4 +286,86 @@ async fn readers_that_fail_stop_before_the_bad_event() {
     );
     a3.assert_named_by(&reader.next_batch().await.expect_err("A3"));
     assert_eq!(reader.checkpoint(), before);
+}
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+enum Entry {
+    #[event(name = "test.entry")]
+    Entry { n: u64 },
+}
+
+/// Remembers the events it sees, and reads corrupt rows as its policy says.
+struct Entries {
+    name: &'static str,
+    corrupt: CorruptEvents,
+    seen: Vec<(String, u64)>,
+}
+
+impl Entries {
+    fn new(name: &'static str, corrupt: CorruptEvents) -> Self {
+        Entries {
+            name,
+            corrupt,
+            seen: Vec::new(),
+        }
+    }
+}
+
+#[annals::async_trait]
+impl PgProjection for Entries {
+    type Event = Entry;
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn corrupt_events(&self) -> CorruptEvents {
+        self.corrupt
+    }
+
+    async fn handle(
+        &mut self,
+        _tx: &Transaction<'_>,
+        event: &Envelope<Entry>,
+    ) -> Result<(), HandlerError> {
+        self.seen
+            .push((event.stream_id.to_string(), event.version.0));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_skip_or_stop_at_corrupt_rows_by_their_policy() {
+    let Log { store, a, bad, .. } = log_with_corrupt_rows().await;
+
+    let skipping = Entries::new("entries", CorruptEvents::Skip);
+    let mut runner = PgProjectionRunner::new(store.clone(), skipping).with_batch_size(2);
+    assert_eq!(runner.catch_up().await.expect("skips the corrupt rows"), 4);
+    assert_eq!(
+        runner.projection().seen,
+        [
+            ("account-a".to_owned(), 1),
+            ("account-a".to_owned(), 2),
+            ("account-a".to_owned(), 4),
+            ("account-c".to_owned(), 1),
+        ]
+    );
+    assert!(runner.checkpoint().await.expect("checkpoint") > bad[2].checkpoint());
+
+    let failing = Entries::new("entries-strict", CorruptEvents::Fail);
+    let mut runner = PgProjectionRunner::new(store.clone(), failing);
+    match runner.catch_up().await {
+        Err(RunError::Store { source, .. }) => bad[0].assert_named_by(&source),
+        other => panic!("expected the corrupt row to stop the projection, got {other:?}"),
+    }
+    assert_eq!(
+        runner.projection().seen,
+        [("account-a".to_owned(), 1), ("account-a".to_owned(), 2)]
+    );
+    let a2 = store.read_stream(&a, Version(2), 1).await.expect("A2");
+    assert_eq!(
+        runner.checkpoint().await.expect("checkpoint"),
+        a2[0].checkpoint(),
+        "the checkpoint stays before the corrupt row"
+    );
 }

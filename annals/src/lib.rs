@@ -36,8 +36,8 @@ pub use error::StoreError;
 pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use projection::{
-    HandlerError, HandlerRetry, Projection, ProjectionRunner, RunError,
-    DEFAULT_PROJECTION_BATCH_SIZE,
+    Batch, HandlerError, HandlerRetry, Projection, ProjectionRunner, ProjectionSink, RunError,
+    SinkError, DEFAULT_PROJECTION_BATCH_SIZE,
 };
 pub use reader::{EventStoreExt, LogReader, StreamReader};
 pub use record::{AppendResult, NewEvent, RecordedEvent, ReplayedEvent, Snapshot, StreamAppend};
