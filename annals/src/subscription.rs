@@ -17,12 +17,30 @@ use crate::stream::Checkpoint;
 /// How long a caught-up subscription waits for a notification before it reads the log again.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Which events a subscription delivers: by aggregate type (the stream id prefix
-/// `<type>-`) and by event type. An empty list lets everything through.
+/// Which events a subscription delivers: by the streams' aggregate type (the stream id
+/// prefix `<type>-`, also called the category) and by event type.
+///
+/// A filter starts from the streams it lets through, and may then keep only some event
+/// types of those streams:
+///
+/// ```
+/// # use annals::Filter;
+/// let everything = Filter::all();
+/// let carts = Filter::category("cart");                          // only `cart-...` streams
+/// let shop = Filter::category("cart").or_category("order");      // `cart-...` or `order-...`
+/// let checkouts = Filter::category("cart").event_types(["CheckedOut"]); // and only this type
+/// let paid = Filter::all().event_types(["Paid", "Refunded"]);    // these types, any stream
+/// # let _ = (everything, carts, shop, checkouts, paid);
+/// ```
+///
+/// With an aggregate type at hand, [`Filter::aggregate`] and [`Filter::or_aggregate`] name it
+/// by its [`Aggregate::TYPE`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    categories: Vec<String>,
-    event_types: Vec<String>,
+    /// The aggregate types let through; `None`: every stream.
+    categories: Option<Vec<String>>,
+    /// The event types let through; `None`: every type.
+    event_types: Option<Vec<String>>,
 }
 
 impl Filter {
@@ -31,35 +49,58 @@ impl Filter {
         Filter::default()
     }
 
-    /// Also deliver events of streams of aggregate type `aggregate_type` (ids
+    /// Only the events of aggregate `A`'s streams.
+    pub fn aggregate<A: Aggregate>() -> Self {
+        Filter::category(A::TYPE)
+    }
+
+    /// Only the events of streams of aggregate type `aggregate_type` (ids
     /// `<aggregate_type>-...`).
-    pub fn category(mut self, aggregate_type: impl Into<String>) -> Self {
-        self.categories.push(aggregate_type.into());
+    pub fn category(aggregate_type: impl Into<String>) -> Self {
+        Filter {
+            categories: Some(vec![aggregate_type.into()]),
+            event_types: None,
+        }
+    }
+
+    /// Also the events of aggregate `A`'s streams.
+    pub fn or_aggregate<A: Aggregate>(self) -> Self {
+        self.or_category(A::TYPE)
+    }
+
+    /// Also the events of streams of aggregate type `aggregate_type`. A filter that lets every
+    /// stream through already does.
+    pub fn or_category(mut self, aggregate_type: impl Into<String>) -> Self {
+        if let Some(categories) = &mut self.categories {
+            categories.push(aggregate_type.into());
+        }
         self
     }
 
-    /// Also deliver events of aggregate `A`'s streams.
-    pub fn aggregate<A: Aggregate>(self) -> Self {
-        self.category(A::TYPE)
-    }
-
-    /// Also deliver events of type `event_type` (as stored).
-    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_types.push(event_type.into());
+    /// Of the streams let through, only the events of these types (as stored), replacing any
+    /// list given before.
+    pub fn event_types<T: Into<String>>(
+        mut self,
+        event_types: impl IntoIterator<Item = T>,
+    ) -> Self {
+        self.event_types = Some(event_types.into_iter().map(Into::into).collect());
         self
     }
 
     /// Whether `event` passes.
     pub fn matches(&self, event: &RecordedEvent) -> bool {
         let stream = event.stream_id.as_str();
-        let category = self.categories.is_empty()
-            || self.categories.iter().any(|category| {
+        let category = self.categories.as_ref().is_none_or(|categories| {
+            categories.iter().any(|category| {
                 stream.len() > category.len()
                     && stream.starts_with(category.as_str())
                     && stream.as_bytes()[category.len()] == b'-'
-            });
-        let event_type =
-            self.event_types.is_empty() || self.event_types.contains(&event.event_type);
+            })
+        });
+        let event_type = self
+            .event_types
+            .as_ref()
+            .is_none_or(|types| types.contains(&event.event_type));
         category && event_type
     }
 }
@@ -263,6 +304,76 @@ impl<S: EventStore> Subscription<S> {
                     return Err(error.into());
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use uuid::Uuid;
+
+    use super::Filter;
+    use crate::{Metadata, Payload, Position, RecordedEvent, StreamId, Version};
+
+    fn event(stream: &str, event_type: &str) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::new_v4(),
+            stream_id: StreamId::new(stream).unwrap(),
+            version: Version(1),
+            position: Position(1),
+            commit: 1,
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            payload: Payload::from_value(&serde_json::json!({})).unwrap(),
+            metadata: Metadata::default(),
+            recorded_at: SystemTime::now(),
+        }
+    }
+
+    fn passes(filter: &Filter, events: &[(&str, &str)]) -> Vec<bool> {
+        events
+            .iter()
+            .map(|(stream, event_type)| filter.matches(&event(stream, event_type)))
+            .collect()
+    }
+
+    const EVENTS: [(&str, &str); 5] = [
+        ("cart-1", "Added"),
+        ("cart-2", "CheckedOut"),
+        ("order-1", "Placed"),
+        ("cartel-1", "Added"),
+        ("cart", "Added"),
+    ];
+
+    #[test]
+    fn filters_say_what_they_let_through() {
+        let cases = [
+            (Filter::all(), [true, true, true, true, true]),
+            (Filter::category("cart"), [true, true, false, false, false]),
+            (
+                Filter::category("cart").or_category("order"),
+                [true, true, true, false, false],
+            ),
+            (
+                Filter::category("cart").event_types(["CheckedOut"]),
+                [false, true, false, false, false],
+            ),
+            (
+                Filter::all().event_types(["Added", "Placed"]),
+                [true, false, true, true, true],
+            ),
+            // Every stream, or carts: still every stream.
+            (Filter::all().or_category("cart"), [true; 5]),
+            // A later list of types replaces the earlier one.
+            (
+                Filter::all().event_types(["Placed"]).event_types(["Added"]),
+                [true, false, false, true, true],
+            ),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(passes(&filter, &EVENTS), expected, "{filter:?}");
         }
     }
 }

@@ -115,7 +115,7 @@ impl Projection for Totals {
     }
 
     fn filter(&self) -> Filter {
-        Filter::all().aggregate::<Counter>()
+        Filter::aggregate::<Counter>()
     }
 
     async fn handle(&mut self, event: &Envelope<CounterEvent>) -> Result<(), HandlerError> {
@@ -343,7 +343,7 @@ impl Projection for MirrorProcess {
     }
 
     fn filter(&self) -> Filter {
-        Filter::all().aggregate::<Counter>()
+        Filter::aggregate::<Counter>()
     }
 
     async fn handle(&mut self, event: &Envelope<CounterEvent>) -> Result<(), HandlerError> {

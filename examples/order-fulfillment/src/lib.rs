@@ -56,7 +56,7 @@ impl<S: EventStore + 'static> Projection for InventoryPolicy<S> {
     }
 
     fn filter(&self) -> Filter {
-        Filter::all().aggregate::<Order>()
+        Filter::aggregate::<Order>()
     }
 
     async fn handle(&mut self, event: &Envelope<OrderEvent>) -> Result<(), HandlerError> {
@@ -106,7 +106,7 @@ impl<S: EventStore + 'static> Projection for OrderPolicy<S> {
     }
 
     fn filter(&self) -> Filter {
-        Filter::all().aggregate::<Stock>()
+        Filter::aggregate::<Stock>()
     }
 
     async fn handle(&mut self, event: &Envelope<StockEvent>) -> Result<(), HandlerError> {
@@ -163,7 +163,7 @@ impl Projection for OrderList {
     }
 
     fn filter(&self) -> Filter {
-        Filter::all().aggregate::<Order>()
+        Filter::aggregate::<Order>()
     }
 
     async fn handle(&mut self, event: &Envelope<OrderEvent>) -> Result<(), HandlerError> {

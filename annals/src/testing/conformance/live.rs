@@ -192,7 +192,7 @@ pub async fn subscription_sees_every_event_once<S: EventStore + Clone + 'static>
 
     let total = BEFORE + WRITERS * DURING;
     let mut subscription = Subscription::new(store.clone(), start)
-        .with_filter(Filter::all().category(category.clone()))
+        .with_filter(Filter::category(category.clone()))
         .with_batch_size(700)
         .with_poll_interval(Duration::from_millis(50));
     let mut seen = Vec::with_capacity(total as usize);
