@@ -164,15 +164,6 @@ async fn a_sink_that_keeps_failing_stops_the_runner_naming_the_event() {
         fn name(&self) -> &str {
             "always-fails"
         }
-        fn filter(&self) -> Filter {
-            Filter::all()
-        }
-        fn unknown_events(&self) -> UnknownEvents {
-            UnknownEvents::Fail
-        }
-        fn corrupt_events(&self) -> CorruptEvents {
-            CorruptEvents::Fail
-        }
         async fn handle_batch(
             &mut self,
             _store: &MemoryEventStore,

@@ -30,14 +30,22 @@ pub trait ProjectionSink<S: ?Sized>: Send + Sync {
     /// The name its checkpoint and its lease are stored under.
     fn name(&self) -> &str;
 
-    /// Which events it receives.
-    fn filter(&self) -> Filter;
+    /// Which events it receives; all by default.
+    fn filter(&self) -> Filter {
+        Filter::all()
+    }
 
-    /// What to do with events of types the event enum does not know.
-    fn unknown_events(&self) -> UnknownEvents;
+    /// What to do with events of types the event enum does not know; skip them by default
+    /// (the log holds every aggregate's events).
+    fn unknown_events(&self) -> UnknownEvents {
+        UnknownEvents::Skip
+    }
 
-    /// What to do with a stored event the store cannot read back.
-    fn corrupt_events(&self) -> CorruptEvents;
+    /// What to do with a stored event the store cannot read back; stop with the error by
+    /// default, the checkpoint staying before it.
+    fn corrupt_events(&self) -> CorruptEvents {
+        CorruptEvents::Fail
+    }
 
     /// Where the sink resumes, given the checkpoint stored under its name: that checkpoint
     /// (or the start of the log) unless the sink keeps its own.
