@@ -2,16 +2,15 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::Type;
+use syn::{Data, DeriveInput, Path, Type};
 
 use super::{destructure, respan, type_prefix};
-use crate::ast::{CommandEnum, CommandVariant, Handler};
+use crate::ast::{crate_path, CommandEnum, Handler};
+use crate::attr;
+use crate::ctxt::Ctxt;
 
-pub(super) fn expand(
-    input: &CommandEnum<'_>,
-    aggregate: &Type,
-    variants: &[CommandVariant<'_>],
-) -> TokenStream {
+pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
+    let (aggregate, variants) = (&input.aggregate, &input.variants);
     let ident = &input.input.ident;
     let aggregate_prefix = type_prefix(aggregate);
 
@@ -50,16 +49,27 @@ pub(super) fn expand(
         .is_empty()
         .then(|| quote!(#[allow(unreachable_code)]));
 
-    impl_handle(input, aggregate, quote! { #allow }, body)
+    impl_handle(
+        input.input,
+        &input.krate,
+        aggregate,
+        quote! { #allow },
+        body,
+    )
 }
 
-/// A stub impl that lets the rest of the program type-check while the errors are reported;
-/// none when the aggregate is unknown or the input is not an enum.
-pub(super) fn fallback(input: &CommandEnum<'_>) -> TokenStream {
-    match (&input.aggregate, &input.variants) {
-        (Some(aggregate), Some(_)) => impl_handle(
+/// A stub impl that lets the rest of the program type-check while the errors are reported:
+/// from the attributes alone, read again without reporting (the first pass did), and only
+/// when the input is an enum naming its aggregate.
+pub(super) fn fallback(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let attrs = attr::command_attrs(&cx, &input.attrs);
+    cx.discard();
+    match (&input.data, attrs.aggregate.get()) {
+        (Data::Enum(_), Some(aggregate)) => impl_handle(
             input,
-            aggregate,
+            &crate_path(attrs.krate),
+            &aggregate,
             TokenStream::new(),
             quote!(::core::future::pending()),
         ),
@@ -68,15 +78,15 @@ pub(super) fn fallback(input: &CommandEnum<'_>) -> TokenStream {
 }
 
 fn impl_handle(
-    input: &CommandEnum<'_>,
+    input: &DeriveInput,
+    krate: &Path,
     aggregate: &Type,
     fn_attrs: TokenStream,
     body: TokenStream,
 ) -> TokenStream {
-    let krate = &input.krate;
     let private = quote!(#krate::__private);
-    let ident = &input.input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.input.generics.split_for_impl();
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         #[automatically_derived]
         impl #impl_generics #private::Handle<#ident #ty_generics> for #aggregate #where_clause {
