@@ -6,9 +6,8 @@
 //! program needs `annals` and `serde` in its `Cargo.toml` and nothing else.
 //!
 //! The pipeline follows serde_derive: `attr` parses the helper attributes (their names are the
-//! constants of `symbol`), `ast` builds a
-//! typed model with the conventions filled in, `check` applies the rules that span several
-//! variants, and `expand` generates the impls. Every error of one input is collected and
+//! constants of `symbol`), `ast` builds a typed model with the conventions filled in, or none,
+//! `check` applies the rules that span several items, and `expand` generates the impls. Every error of one input is collected and
 //! reported in one build, spanned on the offending token, beside stub impls so that one mistake
 //! does not cascade.
 

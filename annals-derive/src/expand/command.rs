@@ -5,34 +5,28 @@ use quote::{quote, quote_spanned};
 use syn::{Data, DeriveInput, Path, Type};
 
 use super::{destructure, respan, type_prefix};
-use crate::ast::{crate_path, CommandEnum, Handler};
+use crate::ast::{crate_path, CommandEnum, CommandVariant, Handler};
 use crate::attr;
 use crate::ctxt::Ctxt;
 
 pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
     let (aggregate, variants) = (&input.aggregate, &input.variants);
     let ident = &input.input.ident;
-    let aggregate_prefix = type_prefix(aggregate);
 
     let body = if variants.is_empty() {
         quote!(::core::future::ready(match *__command {}))
     } else {
         let arms = variants.iter().map(|variant| {
             let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
-            let function = match &variant.handler {
-                Handler::Method(method) => {
-                    let prefix = respan(aggregate_prefix.clone(), variant.ident.span());
-                    quote!(#prefix::#method)
-                }
-                Handler::Path(path) => quote!(#path),
-            };
+            let function = handler(aggregate, variant);
             let services = variant.services.then(|| quote!(__services));
             let args = bindings
                 .iter()
                 .map(|binding| quote!(#binding))
                 .chain(services);
             let await_ = variant.is_async.then(|| quote!(.await));
-            // Spanned on the variant, so a missing or mistyped handler is reported there.
+            // Spanned on the variant, so a missing handler is reported there; a mistyped one
+            // is explained by the signature check below.
             let call = quote_spanned! {variant.ident.span()=>
                 #function(self, #(#args),*) #await_
             };
@@ -49,13 +43,106 @@ pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
         .is_empty()
         .then(|| quote!(#[allow(unreachable_code)]));
 
-    impl_handle(
+    let mut tokens = impl_handle(
         input.input,
         &input.krate,
         aggregate,
         quote! { #allow },
         body,
-    )
+    );
+    tokens.extend(signature_check(input));
+    tokens
+}
+
+/// What a handler returns: `Result<Vec<Event>, Error>` of `aggregate`.
+fn decided(krate: &Path, aggregate: &TokenStream) -> TokenStream {
+    let private = quote!(#krate::__private);
+    quote! {
+        ::core::result::Result<
+            ::std::vec::Vec<<#aggregate as #private::Aggregate>::Event>,
+            <#aggregate as #private::Aggregate>::Error,
+        >
+    }
+}
+
+/// The function a variant calls: `Aggregate::method`, spanned on the variant so that errors
+/// about it point there, or the path written in `handler = ..`.
+fn handler(aggregate: &Type, variant: &CommandVariant<'_>) -> TokenStream {
+    match &variant.handler {
+        Handler::Method(method) => {
+            let prefix = respan(type_prefix(aggregate), variant.ident.span());
+            quote!(#prefix::#method)
+        }
+        Handler::Path(path) => quote!(#path),
+    }
+}
+
+/// A function nothing calls, which coerces each handler to the `fn` pointer type its variant
+/// expects, spanned on the variant: a field taken by value, an `async fn` without
+/// `#[command(async)]` or a single event returned is reported there as "expected fn pointer
+/// `fn(&Aggregate, &_) -> Result<Vec<Event>, Error>`, found fn item ..", naming none of this
+/// crate's types. The dispatch itself calls the handlers directly, so the check costs nothing at
+/// run time.
+///
+/// Fields are `&_` rather than their own types because a handler may take what a field derefs
+/// to (`&str` for a `String`). Async handlers are checked with one named lifetime, which the
+/// future they return may borrow, and awaited for their result.
+fn signature_check(input: &CommandEnum<'_>) -> TokenStream {
+    let krate = &input.krate;
+    let private = quote!(#krate::__private);
+    let aggregate = &input.aggregate;
+    let ident = &input.input.ident;
+    let decided = decided(krate, &quote!(#aggregate));
+    let services = quote!(<#aggregate as #private::Aggregate>::Services);
+    let arms = input.variants.iter().map(|variant| {
+        let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
+        let function = handler(aggregate, variant);
+        let lifetime = variant.is_async.then(|| quote!('__a));
+        let params = bindings
+            .iter()
+            .map(|_| quote!(&#lifetime _))
+            .chain(variant.services.then(|| quote!(&#lifetime #services)));
+        let args = bindings
+            .iter()
+            .map(|binding| quote!(#binding))
+            .chain(variant.services.then(|| quote!(__services)));
+        let check = if variant.is_async {
+            quote_spanned! {variant.ident.span()=>
+                let __handler: fn(&'__a #aggregate, #(#params),*) -> _ = #function;
+                let _: #decided = __handler(__aggregate, #(#args),*).await;
+            }
+        } else {
+            quote_spanned! {variant.ident.span()=>
+                let __handler: fn(&#aggregate, #(#params),*) -> #decided = #function;
+                let _ = __handler(__aggregate, #(#args),*);
+            }
+        };
+        quote!(#pattern => { #check })
+    });
+    // `*__command` for an empty enum, which no arm needs to bind by reference.
+    let scrutinee = if input.variants.is_empty() {
+        quote!(*__command)
+    } else {
+        quote!(__command)
+    };
+    let mut generics = input.input.generics.clone();
+    generics.params.insert(0, syn::parse_quote!('__a));
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let (_, ty_generics, _) = input.input.generics.split_for_impl();
+    quote! {
+        const _: () = {
+            #[allow(dead_code, unused_variables)]
+            async fn __handler_signatures #impl_generics (
+                __aggregate: &'__a #aggregate,
+                __command: &'__a #ident #ty_generics,
+                __services: &'__a #services,
+            ) #where_clause {
+                match #scrutinee {
+                    #(#arms)*
+                }
+            }
+        };
+    }
 }
 
 /// A stub impl that lets the rest of the program type-check while the errors are reported:
