@@ -16,6 +16,8 @@ pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
     let body = if variants.is_empty() {
         quote!(::core::future::ready(match *__command {}))
     } else {
+        let decided = decided(&input.krate, &quote!(#aggregate));
+        let services_type = services_type(&input.krate, aggregate);
         let arms = variants.iter().map(|variant| {
             let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
             let function = handler(aggregate, variant);
@@ -24,13 +26,30 @@ pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
                 .iter()
                 .map(|binding| quote!(#binding))
                 .chain(services);
-            let await_ = variant.is_async.then(|| quote!(.await));
-            // Spanned on the variant, so a missing handler is reported there; a mistyped one
-            // is explained by the signature check below.
-            let call = quote_spanned! {variant.ident.span()=>
-                #function(self, #(#args),*) #await_
+            // Spanned on the variant, so a missing handler is reported there.
+            let call = if variant.is_async {
+                // An async handler is called directly (its future borrows the arguments, which
+                // no `fn` pointer type here can name); `signature_check` explains a mistake.
+                quote_spanned! {variant.ident.span()=>
+                    #function(self, #(#args),*).await
+                }
+            } else {
+                // Called through the `fn` pointer type the variant expects: a field taken by
+                // value, an `async fn` without `#[command(async)]` or one event returned instead
+                // of a `Vec` is reported as "expected fn pointer `fn(&Aggregate, &_) ->
+                // Result<Vec<Event>, Error>`, found fn item ..", the one error of the mistake.
+                // Fields are `&_` because a handler may take what a field derefs to (`&str` for
+                // a `String`). An optimized build calls the handler directly.
+                let params = bindings
+                    .iter()
+                    .map(|_| quote!(&_))
+                    .chain(variant.services.then(|| quote!(&#services_type)));
+                quote_spanned! {variant.ident.span()=>
+                    let __handler: fn(&#aggregate, #(#params),*) -> #decided = #function;
+                    __handler(self, #(#args),*)
+                }
             };
-            quote!(#pattern => #call,)
+            quote!(#pattern => { #call })
         });
         let dispatch = quote!(match __command { #(#arms)* });
         if variants.iter().any(|variant| variant.is_async) {
@@ -65,6 +84,11 @@ fn decided(krate: &Path, aggregate: &TokenStream) -> TokenStream {
     }
 }
 
+/// The services a handler receives: `<Aggregate as Aggregate>::Services`.
+fn services_type(krate: &Path, aggregate: &Type) -> TokenStream {
+    quote!(<#aggregate as #krate::__private::Aggregate>::Services)
+}
+
 /// The function a variant calls: `Aggregate::method`, spanned on the variant so that errors
 /// about it point there, or the path written in `handler = ..`.
 fn handler(aggregate: &Type, variant: &CommandVariant<'_>) -> TokenStream {
@@ -77,54 +101,40 @@ fn handler(aggregate: &Type, variant: &CommandVariant<'_>) -> TokenStream {
     }
 }
 
-/// A function nothing calls, which coerces each handler to the `fn` pointer type its variant
-/// expects, spanned on the variant: a field taken by value, an `async fn` without
-/// `#[command(async)]` or a single event returned is reported there as "expected fn pointer
-/// `fn(&Aggregate, &_) -> Result<Vec<Event>, Error>`, found fn item ..", naming none of this
-/// crate's types. The dispatch itself calls the handlers directly, so the check costs nothing at
-/// run time.
-///
-/// Fields are `&_` rather than their own types because a handler may take what a field derefs
-/// to (`&str` for a `String`). Async handlers are checked with one named lifetime, which the
-/// future they return may borrow, and awaited for their result.
+/// For async handlers, which the dispatch calls directly: a function nothing calls, which
+/// coerces each to the `fn` pointer type its variant expects, spanned on the variant, and awaits
+/// its result as `Result<Vec<Event>, Error>`. A field taken by value is reported there as
+/// "expected fn pointer `fn(&'__a Aggregate, &'__a _) -> _`, found fn item ..", beside the
+/// dispatch's own error. One named lifetime, because the future an async handler returns
+/// borrows its arguments. Nothing of it runs.
 fn signature_check(input: &CommandEnum<'_>) -> TokenStream {
+    let asynchronous: Vec<_> = input.variants.iter().filter(|v| v.is_async).collect();
+    if asynchronous.is_empty() {
+        return TokenStream::new();
+    }
     let krate = &input.krate;
-    let private = quote!(#krate::__private);
     let aggregate = &input.aggregate;
     let ident = &input.input.ident;
     let decided = decided(krate, &quote!(#aggregate));
-    let services = quote!(<#aggregate as #private::Aggregate>::Services);
-    let arms = input.variants.iter().map(|variant| {
+    let services = services_type(krate, aggregate);
+    let arms = asynchronous.iter().map(|variant| {
         let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
         let function = handler(aggregate, variant);
-        let lifetime = variant.is_async.then(|| quote!('__a));
         let params = bindings
             .iter()
-            .map(|_| quote!(&#lifetime _))
-            .chain(variant.services.then(|| quote!(&#lifetime #services)));
+            .map(|_| quote!(&'__a _))
+            .chain(variant.services.then(|| quote!(&'__a #services)));
         let args = bindings
             .iter()
             .map(|binding| quote!(#binding))
             .chain(variant.services.then(|| quote!(__services)));
-        let check = if variant.is_async {
-            quote_spanned! {variant.ident.span()=>
-                let __handler: fn(&'__a #aggregate, #(#params),*) -> _ = #function;
-                let _: #decided = __handler(__aggregate, #(#args),*).await;
-            }
-        } else {
-            quote_spanned! {variant.ident.span()=>
-                let __handler: fn(&#aggregate, #(#params),*) -> #decided = #function;
-                let _ = __handler(__aggregate, #(#args),*);
-            }
+        let check = quote_spanned! {variant.ident.span()=>
+            let __handler: fn(&'__a #aggregate, #(#params),*) -> _ = #function;
+            let _: #decided = __handler(__aggregate, #(#args),*).await;
         };
         quote!(#pattern => { #check })
     });
-    // `*__command` for an empty enum, which no arm needs to bind by reference.
-    let scrutinee = if input.variants.is_empty() {
-        quote!(*__command)
-    } else {
-        quote!(__command)
-    };
+    let rest = (asynchronous.len() < input.variants.len()).then(|| quote!(_ => {}));
     let mut generics = input.input.generics.clone();
     generics.params.insert(0, syn::parse_quote!('__a));
     let (impl_generics, _, where_clause) = generics.split_for_impl();
@@ -137,8 +147,9 @@ fn signature_check(input: &CommandEnum<'_>) -> TokenStream {
                 __command: &'__a #ident #ty_generics,
                 __services: &'__a #services,
             ) #where_clause {
-                match #scrutinee {
+                match __command {
                     #(#arms)*
+                    #rest
                 }
             }
         };

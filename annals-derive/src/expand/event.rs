@@ -209,26 +209,30 @@ fn impl_apply(input: &EventEnum<'_>, state: &Type, variants: &[EventVariant<'_>]
         let arms = variants.iter().map(|variant| {
             let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
             let method = apply_method(&state_prefix, variant);
-            // Spanned on the variant, so a missing method is reported there; a mistyped one is
-            // explained by the signature check below.
+            let params = bindings.iter().map(|_| quote!(&_));
+            // The method is called through the `fn` pointer type its variant expects, spanned
+            // on the variant: a missing method is reported there, and a field taken by value as
+            // "expected fn pointer `fn(&mut State, &_)`, found fn item ..", the one error of
+            // the mistake. Fields are `&_`, not their own types, because a method may take what
+            // a field derefs to (`&str` for a `String`). An optimized build calls the method
+            // directly.
             let call = quote_spanned! {variant.ident.span()=>
-                #method(self, #(#bindings),*)
+                let __apply: fn(&mut #state, #(#params),*) = #method;
+                __apply(self, #(#bindings),*)
             };
-            quote!(#pattern => #call,)
+            quote!(#pattern => { #call })
         });
         quote!(match __event { #(#arms)* })
     };
 
-    let mut tokens = quote! {
+    quote! {
         #[automatically_derived]
         impl #impl_generics #krate::__private::Apply<#ident #ty_generics> for #state #where_clause {
             fn apply(&mut self, __event: &#ident #ty_generics) {
                 #body
             }
         }
-    };
-    tokens.extend(signature_check(input, state, variants));
-    tokens
+    }
 }
 
 /// `State::method` of a variant, spanned on the variant so that errors about it point there.
@@ -236,50 +240,6 @@ fn apply_method(state_prefix: &TokenStream, variant: &EventVariant<'_>) -> Token
     let method = &variant.apply_method;
     let state_prefix = respan(state_prefix.clone(), variant.ident.span());
     quote!(#state_prefix::#method)
-}
-
-/// A function nothing calls, which coerces each apply method to the `fn` pointer type its
-/// variant expects, spanned on the variant: a field taken by value is reported there as
-/// "expected fn pointer `fn(&mut State, &_)`, found fn item ..". The `Apply` impl calls the
-/// methods directly, so the check costs nothing at run time. Fields are `&_` rather than their
-/// own types because a method may take what a field derefs to (`&str` for a `String`).
-fn signature_check(
-    input: &EventEnum<'_>,
-    state: &Type,
-    variants: &[EventVariant<'_>],
-) -> TokenStream {
-    let ident = &input.input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.input.generics.split_for_impl();
-    let state_prefix = type_prefix(state);
-    let arms = variants.iter().map(|variant| {
-        let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
-        let method = apply_method(&state_prefix, variant);
-        let params = bindings.iter().map(|_| quote!(&_));
-        let check = quote_spanned! {variant.ident.span()=>
-            let __apply: fn(&mut #state, #(#params),*) = #method;
-            __apply(__state, #(#bindings),*);
-        };
-        quote!(#pattern => { #check })
-    });
-    // `*__event` for an empty enum, which no arm needs to bind by reference.
-    let scrutinee = if variants.is_empty() {
-        quote!(*__event)
-    } else {
-        quote!(__event)
-    };
-    quote! {
-        const _: () = {
-            #[allow(dead_code)]
-            fn __apply_signatures #impl_generics (
-                __state: &mut #state,
-                __event: &#ident #ty_generics,
-            ) #where_clause {
-                match #scrutinee {
-                    #(#arms)*
-                }
-            }
-        };
-    }
 }
 
 /// Stub impls that let the rest of the program type-check while the errors are reported: from
