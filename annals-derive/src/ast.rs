@@ -3,11 +3,13 @@
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::{Data, DeriveInput, ExprPath, Fields, Ident, LitInt, LitStr, Path, Type};
+use syn::{Data, DataEnum, DeriveInput, ExprPath, Fields, Ident, LitInt, LitStr, Path, Type};
 
 use crate::attr;
 use crate::case;
+use crate::check;
 use crate::ctxt::Ctxt;
+use crate::symbol::{Symbol, AGGREGATE, APPLY, COMMAND, EVENT, HANDLER};
 
 /// An enum with `#[derive(Event)]`.
 pub(crate) struct EventEnum<'a> {
@@ -17,8 +19,7 @@ pub(crate) struct EventEnum<'a> {
     pub(crate) apply: Option<Type>,
     /// Type names of removed events, from `#[event(removed(..))]`.
     pub(crate) removed: Vec<LitStr>,
-    /// `None` when the input is not an enum (already reported).
-    pub(crate) variants: Option<Vec<EventVariant<'a>>>,
+    pub(crate) variants: Vec<EventVariant<'a>>,
 }
 
 /// One event type.
@@ -33,6 +34,7 @@ pub(crate) struct EventVariant<'a> {
     pub(crate) aliases: Vec<LitStr>,
     /// The current schema version.
     pub(crate) version: u32,
+    /// The `version = N` literal, when the version is not the default.
     pub(crate) version_lit: Option<LitInt>,
     /// The upcasting steps, in the order written (`check` validates the chain).
     pub(crate) steps: Vec<Step>,
@@ -77,10 +79,8 @@ pub(crate) enum StepKind {
 pub(crate) struct CommandEnum<'a> {
     pub(crate) input: &'a DeriveInput,
     pub(crate) krate: Path,
-    /// `None` when missing (already reported).
-    pub(crate) aggregate: Option<Type>,
-    /// `None` when the input is not an enum (already reported).
-    pub(crate) variants: Option<Vec<CommandVariant<'a>>>,
+    pub(crate) aggregate: Type,
+    pub(crate) variants: Vec<CommandVariant<'a>>,
 }
 
 /// One command.
@@ -105,87 +105,78 @@ pub(crate) struct AggregateStruct<'a> {
     pub(crate) input: &'a DeriveInput,
     pub(crate) krate: Path,
     pub(crate) name: String,
+    /// The `name = ".."` literal, when the name is not the default.
     pub(crate) name_lit: Option<LitStr>,
-    /// `None` when missing (already reported), as for `command` and `error`.
-    pub(crate) event: Option<Type>,
-    pub(crate) command: Option<Type>,
-    pub(crate) error: Option<Type>,
+    pub(crate) event: Type,
+    pub(crate) command: Type,
+    pub(crate) error: Type,
     pub(crate) services: Type,
     /// `snapshot_every = N`, with the literal for errors.
     pub(crate) snapshot_every: Option<(u64, LitInt)>,
     /// `snapshot_version = V`.
     pub(crate) snapshot_version: Option<attr::VersionLit>,
-    /// False when the input is not a struct (already reported).
-    pub(crate) is_struct: bool,
 }
 
 impl<'a> EventEnum<'a> {
-    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+    /// The model, or none when the input is not an enum or a variant's default method name
+    /// cannot be spelled (reported).
+    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
         let attrs = attr::event_attrs(cx, &input.attrs);
-        let variants = match &input.data {
-            Data::Enum(data) => {
-                attr::serde_enum_attrs(cx, &input.attrs);
-                Some(
-                    data.variants
-                        .iter()
-                        .map(|variant| {
-                            let event = attr::event_variant_attrs(cx, &variant.attrs);
-                            let serde = attr::serde_variant_attrs(cx, &variant.attrs);
-                            attr::reject_on_fields(cx, &variant.fields, "event");
-                            let ident = &variant.ident;
-                            EventVariant {
-                                ident,
-                                fields: &variant.fields,
-                                name: match &event.name {
-                                    Some(lit) => lit.value(),
-                                    None => ident.unraw().to_string(),
-                                },
-                                name_lit: event.name,
-                                aliases: event.aliases,
-                                version: event.version.as_ref().map_or(1, |v| v.value),
-                                version_lit: event.version.map(|v| v.lit),
-                                steps: event
-                                    .upcast
-                                    .into_iter()
-                                    .map(|(from, f)| Step {
-                                        from: from.value,
-                                        from_lit: from.lit,
-                                        kind: StepKind::Json(f),
-                                    })
-                                    .chain(event.upcast_from.into_iter().map(|(from, ty)| Step {
-                                        from: from.value,
-                                        from_lit: from.lit,
-                                        kind: StepKind::Typed(ty),
-                                    }))
-                                    .collect(),
-                                serde_name: match serde.rename {
-                                    Some(lit) => lit.value(),
-                                    None => ident.unraw().to_string(),
-                                },
-                                apply_method: event
-                                    .apply
-                                    .unwrap_or_else(|| default_method(cx, ident, "event", "apply")),
-                            }
+        let data = enum_data(cx, input, EVENT_ON_NON_ENUM)?;
+        attr::serde_enum_attrs(cx, &input.attrs);
+        // Every variant is read, so that all their errors are reported, before any is missing.
+        let variants: Vec<Option<EventVariant<'a>>> = data
+            .variants
+            .iter()
+            .map(|variant| {
+                let event = attr::event_variant_attrs(cx, &variant.attrs);
+                let serde = attr::serde_variant_attrs(cx, &variant.attrs);
+                attr::reject_on_fields(cx, &variant.fields, EVENT);
+                let ident = &variant.ident;
+                let apply_method = match event.apply {
+                    Some(method) => Some(method),
+                    None => default_method(cx, ident, EVENT, APPLY),
+                };
+                Some(EventVariant {
+                    ident,
+                    fields: &variant.fields,
+                    name: match &event.name {
+                        Some(lit) => lit.value(),
+                        None => ident.unraw().to_string(),
+                    },
+                    name_lit: event.name,
+                    aliases: event.aliases,
+                    version: event.version.as_ref().map_or(1, |v| v.value),
+                    version_lit: event.version.map(|v| v.lit),
+                    steps: event
+                        .upcast
+                        .into_iter()
+                        .map(|(from, f)| Step {
+                            from: from.value,
+                            from_lit: from.lit,
+                            kind: StepKind::Json(f),
                         })
+                        .chain(event.upcast_from.into_iter().map(|(from, ty)| Step {
+                            from: from.value,
+                            from_lit: from.lit,
+                            kind: StepKind::Typed(ty),
+                        }))
                         .collect(),
-                )
-            }
-            Data::Struct(data) => {
-                cx.error_spanned_by(data.struct_token, EVENT_ON_NON_ENUM);
-                None
-            }
-            Data::Union(data) => {
-                cx.error_spanned_by(data.union_token, EVENT_ON_NON_ENUM);
-                None
-            }
-        };
-        EventEnum {
+                    serde_name: match serde.rename {
+                        Some(lit) => lit.value(),
+                        None => ident.unraw().to_string(),
+                    },
+                    apply_method: apply_method?,
+                })
+            })
+            .collect();
+        Some(EventEnum {
             input,
             krate: crate_path(attrs.krate),
             apply: attrs.apply,
             removed: attrs.removed,
-            variants,
-        }
+            variants: variants.into_iter().collect::<Option<_>>()?,
+        })
     }
 }
 
@@ -197,94 +188,75 @@ const AGGREGATE_ON_NON_STRUCT: &str =
     "`#[derive(Aggregate)]` only supports structs: the struct is the aggregate's state";
 
 impl<'a> CommandEnum<'a> {
-    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+    /// The model, or none when the input is not an enum, names no aggregate, or a variant's
+    /// default handler name cannot be spelled (reported).
+    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
         let attrs = attr::command_attrs(cx, &input.attrs);
-        let variants = match &input.data {
-            Data::Enum(data) => Some(
-                data.variants
-                    .iter()
-                    .map(|variant| {
-                        let command = attr::command_variant_attrs(cx, &variant.attrs);
-                        attr::reject_on_fields(cx, &variant.fields, "command");
-                        let handler = match command.handler {
-                            Some(path) => {
-                                let method = match path.qself {
-                                    None => path.path.get_ident().cloned(),
-                                    Some(_) => None,
-                                };
-                                match method {
-                                    Some(ident) => Handler::Method(ident),
-                                    None => Handler::Path(path),
-                                }
-                            }
-                            None => Handler::Method(default_method(
-                                cx,
-                                &variant.ident,
-                                "command",
-                                "handler",
-                            )),
-                        };
-                        CommandVariant {
-                            ident: &variant.ident,
-                            fields: &variant.fields,
-                            handler,
-                            is_async: attrs.is_async || command.is_async,
-                            services: attrs.services || command.services,
-                        }
-                    })
-                    .collect(),
-            ),
-            Data::Struct(data) => {
-                cx.error_spanned_by(data.struct_token, COMMAND_ON_NON_ENUM);
-                None
-            }
-            Data::Union(data) => {
-                cx.error_spanned_by(data.union_token, COMMAND_ON_NON_ENUM);
-                None
-            }
-        };
         // On anything but an enum the one error is that; a missing key would only add noise.
-        if variants.is_some() && !attrs.keys.iter().any(|key| key == "aggregate") {
-            cx.error_spanned_by(
-                &input.ident,
-                "`#[command(aggregate = ..)]` is required: it names the aggregate whose methods handle these commands",
-            );
-        }
-        CommandEnum {
+        let data = enum_data(cx, input, COMMAND_ON_NON_ENUM)?;
+        let variants: Vec<Option<CommandVariant<'a>>> = data
+            .variants
+            .iter()
+            .map(|variant| {
+                let command = attr::command_variant_attrs(cx, &variant.attrs);
+                attr::reject_on_fields(cx, &variant.fields, COMMAND);
+                let handler = match command.handler {
+                    Some(path) => match (&path.qself, path.path.get_ident()) {
+                        (None, Some(ident)) => Handler::Method(ident.clone()),
+                        _ => Handler::Path(path),
+                    },
+                    None => Handler::Method(default_method(cx, &variant.ident, COMMAND, HANDLER)?),
+                };
+                Some(CommandVariant {
+                    ident: &variant.ident,
+                    fields: &variant.fields,
+                    handler,
+                    is_async: attrs.is_async || command.is_async,
+                    services: attrs.services || command.services,
+                })
+            })
+            .collect();
+        let aggregate = check::required(
+            cx,
+            attrs.aggregate,
+            &input.ident,
+            "the aggregate whose methods handle these commands",
+        );
+        Some(CommandEnum {
             input,
             krate: crate_path(attrs.krate),
-            aggregate: attrs.aggregate,
-            variants,
-        }
+            aggregate: aggregate?,
+            variants: variants.into_iter().collect::<Option<_>>()?,
+        })
     }
 }
 
 impl<'a> AggregateStruct<'a> {
-    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Self {
+    /// The model, or none when the input is not a struct or a required key is missing
+    /// (reported).
+    pub(crate) fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
         let attrs = attr::aggregate_attrs(cx, &input.attrs);
-        match &input.data {
-            Data::Struct(data) => attr::reject_on_fields(cx, &data.fields, "aggregate"),
-            Data::Enum(data) => cx.error_spanned_by(data.enum_token, AGGREGATE_ON_NON_STRUCT),
-            Data::Union(data) => cx.error_spanned_by(data.union_token, AGGREGATE_ON_NON_STRUCT),
-        }
-        let is_struct = matches!(input.data, Data::Struct(_));
-        for (key, value, what) in [
-            ("event", &attrs.event, "the event enum"),
-            ("command", &attrs.command, "the command enum"),
-            (
-                "error",
-                &attrs.error,
-                "the error a rejected command returns",
-            ),
-        ] {
-            if value.is_none() && !attrs.keys.iter().any(|written| written == key) {
-                cx.error_spanned_by(
-                    &input.ident,
-                    format!("`#[aggregate({key} = ..)]` is required: it names {what}"),
-                );
+        let data = match &input.data {
+            Data::Struct(data) => data,
+            Data::Enum(data) => {
+                cx.error_spanned_by(data.enum_token, AGGREGATE_ON_NON_STRUCT);
+                return None;
             }
-        }
-        AggregateStruct {
+            Data::Union(data) => {
+                cx.error_spanned_by(data.union_token, AGGREGATE_ON_NON_STRUCT);
+                return None;
+            }
+        };
+        attr::reject_on_fields(cx, &data.fields, AGGREGATE);
+        let event = check::required(cx, attrs.event, &input.ident, "the event enum");
+        let command = check::required(cx, attrs.command, &input.ident, "the command enum");
+        let error = check::required(
+            cx,
+            attrs.error,
+            &input.ident,
+            "the error a rejected command returns",
+        );
+        Some(AggregateStruct {
             input,
             krate: crate_path(attrs.krate),
             name: match &attrs.name {
@@ -292,37 +264,51 @@ impl<'a> AggregateStruct<'a> {
                 None => case::kebab_case(&input.ident.unraw().to_string()),
             },
             name_lit: attrs.name,
-            event: attrs.event,
-            command: attrs.command,
-            error: attrs.error,
+            event: event?,
+            command: command?,
+            error: error?,
             services: attrs.services.unwrap_or_else(|| syn::parse_quote!(())),
             snapshot_every: attrs.snapshot_every,
             snapshot_version: attrs.snapshot_version,
-            is_struct,
+        })
+    }
+}
+
+/// The variants of an enum input; anything else is reported on its `struct` or `union` token.
+fn enum_data<'a>(cx: &Ctxt, input: &'a DeriveInput, message: &str) -> Option<&'a DataEnum> {
+    match &input.data {
+        Data::Enum(data) => Some(data),
+        Data::Struct(data) => {
+            cx.error_spanned_by(data.struct_token, message);
+            None
+        }
+        Data::Union(data) => {
+            cx.error_spanned_by(data.union_token, message);
+            None
         }
     }
 }
 
 /// `::annals` unless `crate = ".."` says otherwise.
-fn crate_path(krate: Option<Path>) -> Path {
+pub(crate) fn crate_path(krate: Option<Path>) -> Path {
     krate.unwrap_or_else(|| syn::parse_quote!(::annals))
 }
 
 /// The snake_case method name for a variant, spanned on the variant so that rustc's "no function
-/// named .." error points at it.
-fn default_method(cx: &Ctxt, variant: &Ident, attr: &str, key: &str) -> Ident {
+/// named .." error points at it; none, reported, when it is a keyword no identifier can spell.
+fn default_method(cx: &Ctxt, variant: &Ident, attr: Symbol, key: Symbol) -> Option<Ident> {
     let name = case::snake_case(&variant.unraw().to_string());
     let span: Span = variant.span();
     if syn::parse_str::<Ident>(&name).is_ok() {
-        return Ident::new(&name, span);
+        return Some(Ident::new(&name, span));
     }
     if matches!(name.as_str(), "self" | "super" | "crate" | "Self") {
         cx.error_spanned_by(
             variant,
             format!("the default method name `{name}` is a keyword; name the method with `#[{attr}({key} = ..)]`"),
         );
-        return Ident::new("__annals_unnamed", span);
+        return None;
     }
     // Other keywords (`type`, `match`) are valid as raw identifiers.
-    Ident::new_raw(&name, span)
+    Some(Ident::new_raw(&name, span))
 }

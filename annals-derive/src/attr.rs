@@ -13,54 +13,98 @@ use syn::{
 };
 
 use crate::ctxt::Ctxt;
+use crate::symbol::{
+    Symbol, AGGREGATE, ALIAS, APPLY, ASYNC, COMMAND, CONTENT, CRATE, ERROR, EVENT, HANDLER, NAME,
+    OTHER, REMOVED, RENAME, RENAME_ALL, SERDE, SERVICES, SKIP, SKIP_DESERIALIZING,
+    SKIP_SERIALIZING, SNAPSHOT_EVERY, SNAPSHOT_VERSION, TAG, UNTAGGED, UPCAST, UPCAST_FROM,
+    VERSION,
+};
 
-/// One key's value, remembering whether it was already given.
-struct Attr<T> {
-    attr: &'static str,
-    value: Option<T>,
+/// One key's value in three states: not written, written with a value, or written and already
+/// reported (a bad value or a syntax error), so that a required key is not also reported missing.
+/// A second occurrence is reported as a duplicate and the first value kept (serde's `Attr`).
+pub(crate) struct Attr<T> {
+    attr: Symbol,
+    key: Symbol,
+    value: Value<T>,
+}
+
+/// What an [`Attr`] holds.
+pub(crate) enum Value<T> {
+    Absent,
+    Set(T),
+    Reported,
 }
 
 impl<T> Attr<T> {
-    fn new(attr: &'static str) -> Self {
-        Attr { attr, value: None }
-    }
-
-    /// Stores the value, or reports a duplicate on the second occurrence's key.
-    fn set(&mut self, cx: &Ctxt, meta: &ParseNestedMeta<'_>, value: T) {
-        if self.value.is_some() {
-            cx.error_spanned_by(
-                &meta.path,
-                format!("duplicate `{}` attribute `{}`", self.attr, key(meta)),
-            );
-        } else {
-            self.value = Some(value);
+    fn none(attr: Symbol, key: Symbol) -> Self {
+        Attr {
+            attr,
+            key,
+            value: Value::Absent,
         }
     }
 
-    fn get(self) -> Option<T> {
+    /// Stores the value the branch parsed (`Ok(None)`: a bad value, already reported), or
+    /// reports a duplicate on the second occurrence's key.
+    fn set(
+        &mut self,
+        cx: &Ctxt,
+        meta: &ParseNestedMeta<'_>,
+        parsed: syn::Result<Option<T>>,
+    ) -> syn::Result<()> {
+        if !matches!(self.value, Value::Absent) {
+            cx.error_spanned_by(
+                &meta.path,
+                format!("duplicate `{}` attribute `{}`", self.attr, self.key),
+            );
+            return parsed.map(drop);
+        }
+        self.value = match parsed {
+            Ok(Some(value)) => Value::Set(value),
+            Ok(None) => Value::Reported,
+            Err(error) => {
+                self.value = Value::Reported;
+                return Err(error);
+            }
+        };
+        Ok(())
+    }
+
+    /// The value, if one was written and valid.
+    pub(crate) fn get(self) -> Option<T> {
+        match self.value {
+            Value::Set(value) => Some(value),
+            Value::Absent | Value::Reported => None,
+        }
+    }
+
+    /// Whether a flag (`async`, `services`) was written.
+    fn is_set(&self) -> bool {
+        matches!(self.value, Value::Set(_))
+    }
+
+    /// The attribute and the key, for messages: `command`, `aggregate`.
+    pub(crate) fn names(&self) -> (Symbol, Symbol) {
+        (self.attr, self.key)
+    }
+
+    pub(crate) fn into_value(self) -> Value<T> {
         self.value
     }
 }
 
-/// The keys of `#[event(..)]` on the enum.
-const EVENT_KEYS: &[&str] = &["apply", "removed", "crate"];
-/// The keys of `#[event(..)]` on a variant.
-const EVENT_VARIANT_KEYS: &[&str] = &["name", "alias", "version", "upcast", "upcast_from", "apply"];
-/// The keys of `#[command(..)]` on the enum.
-const COMMAND_KEYS: &[&str] = &["aggregate", "async", "services", "crate"];
-/// The keys of `#[command(..)]` on a variant.
-const COMMAND_VARIANT_KEYS: &[&str] = &["handler", "async", "services"];
-/// The keys of `#[aggregate(..)]` on the struct.
-const AGGREGATE_KEYS: &[&str] = &[
-    "name",
-    "event",
-    "command",
-    "error",
-    "services",
-    "snapshot_every",
-    "snapshot_version",
-    "crate",
-];
+/// Dispatches a key of `#[attr(..)]` to its branch, or reports it as unknown with the list of
+/// the branches' keys: the list is made from the branches, so it cannot leave one out.
+///
+/// `match_key!(cx, meta, EVENT, "", { APPLY => { .. } CRATE => { .. } })`
+macro_rules! match_key {
+    ($cx:expr, $meta:expr, $attr:expr, $position:expr, { $($key:ident => $branch:block)+ }) => {
+        $(if $meta.path == $key $branch else)+ {
+            unknown_key($cx, $meta, $attr, $position, &[$($key),+])?;
+        }
+    };
+}
 
 /// `#[event(..)]` on the event enum.
 pub(crate) struct EventAttrs {
@@ -92,12 +136,11 @@ pub(crate) struct VersionLit {
 
 /// `#[command(..)]` on the command enum.
 pub(crate) struct CommandAttrs {
-    pub(crate) aggregate: Option<Type>,
+    /// Required: `check::required` reports it missing.
+    pub(crate) aggregate: Attr<Type>,
     pub(crate) is_async: bool,
     pub(crate) services: bool,
     pub(crate) krate: Option<Path>,
-    /// Every key written, valid or not.
-    pub(crate) keys: Vec<String>,
 }
 
 /// `#[command(..)]` on one command variant.
@@ -112,13 +155,12 @@ pub(crate) struct AggregateAttrs {
     pub(crate) name: Option<LitStr>,
     pub(crate) snapshot_every: Option<(u64, LitInt)>,
     pub(crate) snapshot_version: Option<VersionLit>,
-    pub(crate) event: Option<Type>,
-    pub(crate) command: Option<Type>,
-    pub(crate) error: Option<Type>,
+    /// Required, as are `command` and `error`: `check::required` reports them missing.
+    pub(crate) event: Attr<Type>,
+    pub(crate) command: Attr<Type>,
+    pub(crate) error: Attr<Type>,
     pub(crate) services: Option<Type>,
     pub(crate) krate: Option<Path>,
-    /// Every key written, valid or not.
-    pub(crate) keys: Vec<String>,
 }
 
 /// The `#[serde(..)]` keys of an event variant that the derive needs.
@@ -128,27 +170,24 @@ pub(crate) struct SerdeVariantAttrs {
 }
 
 pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
-    let mut apply = Attr::new("event");
-    let mut removed = Attr::new("event");
-    let mut krate = Attr::new("event");
-    for_each_key(cx, attrs, "event", |meta| {
-        if meta.path.is_ident("apply") {
-            // #[event(apply = BankAccount)]
-            if let Some(ty) = parse_type(cx, meta, "apply = BankAccount")? {
-                apply.set(cx, meta, ty);
+    let mut apply = Attr::none(EVENT, APPLY);
+    let mut removed = Attr::none(EVENT, REMOVED);
+    let mut krate = Attr::none(EVENT, CRATE);
+    for_each_key(cx, attrs, EVENT, |meta| {
+        match_key!(cx, meta, EVENT, "", {
+            APPLY => {
+                // #[event(apply = BankAccount)]
+                apply.set(cx, meta, parse_type(cx, meta, "apply = BankAccount"))?;
             }
-        } else if meta.path.is_ident("removed") {
-            // #[event(removed("AuditPinged", "LegacyFlag"))]
-            let names = parse_string_list(meta)?;
-            removed.set(cx, meta, names);
-        } else if meta.path.is_ident("crate") {
-            // #[event(crate = "::annals")]
-            if let Some(path) = parse_crate_path(cx, meta)? {
-                krate.set(cx, meta, path);
+            REMOVED => {
+                // #[event(removed("AuditPinged", "LegacyFlag"))]
+                removed.set(cx, meta, parse_string_list(meta).map(Some))?;
             }
-        } else {
-            unknown_key(cx, meta, "event", "", EVENT_KEYS)?;
-        }
+            CRATE => {
+                // #[event(crate = "::annals")]
+                krate.set(cx, meta, parse_crate_path(cx, meta))?;
+            }
+        });
         Ok(())
     });
     EventAttrs {
@@ -159,44 +198,43 @@ pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
 }
 
 pub(crate) fn event_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventVariantAttrs {
-    let mut name = Attr::new("event");
+    let mut name = Attr::none(EVENT, NAME);
     let mut aliases = Vec::new();
-    let mut version = Attr::new("event");
-    let mut upcast = Attr::new("event");
-    let mut upcast_from = Attr::new("event");
-    let mut apply = Attr::new("event");
-    for_each_key(cx, attrs, "event", |meta| {
-        if meta.path.is_ident("name") {
-            // #[event(name = "account.opened")]
-            if let Some(lit) = parse_string(cx, meta, "name = \"account.opened\"")? {
-                name.set(cx, meta, lit);
+    let mut version = Attr::none(EVENT, VERSION);
+    let mut upcast = Attr::none(EVENT, UPCAST);
+    let mut upcast_from = Attr::none(EVENT, UPCAST_FROM);
+    let mut apply = Attr::none(EVENT, APPLY);
+    for_each_key(cx, attrs, EVENT, |meta| {
+        match_key!(cx, meta, EVENT, " on a variant", {
+            NAME => {
+                // #[event(name = "account.opened")]
+                name.set(cx, meta, parse_string(cx, meta, "name = \"account.opened\""))?;
             }
-        } else if meta.path.is_ident("alias") {
-            // #[event(alias = "AccountOpened")], repeatable
-            if let Some(lit) = parse_string(cx, meta, "alias = \"AccountOpened\"")? {
-                aliases.push(lit);
+            ALIAS => {
+                // #[event(alias = "AccountOpened")], repeatable
+                if let Some(lit) = parse_string(cx, meta, "alias = \"AccountOpened\"")? {
+                    aliases.push(lit);
+                }
             }
-        } else if meta.path.is_ident("version") {
-            // #[event(version = 2)]
-            if let Some(lit) = parse_version(cx, meta)? {
-                version.set(cx, meta, lit);
+            VERSION => {
+                // #[event(version = 2)]
+                version.set(cx, meta, parse_version(cx, meta))?;
             }
-        } else if meta.path.is_ident("upcast") {
-            // #[event(upcast(1 => upcast::opened_v1, 2 => upcast::opened_v2))]
-            let steps = parse_steps(cx, meta, |input| input.parse::<ExprPath>())?;
-            upcast.set(cx, meta, steps);
-        } else if meta.path.is_ident("upcast_from") {
-            // #[event(upcast_from(1 => OpenedV1, 2 => OpenedV2))]
-            let steps = parse_steps(cx, meta, |input| input.parse::<Type>())?;
-            upcast_from.set(cx, meta, steps);
-        } else if meta.path.is_ident("apply") {
-            // #[event(apply = on_opened)]
-            if let Some(ident) = parse_method_name(cx, meta, "apply = on_opened")? {
-                apply.set(cx, meta, ident);
+            UPCAST => {
+                // #[event(upcast(1 => upcast::opened_v1, 2 => upcast::opened_v2))]
+                let steps = parse_steps(cx, meta, |input| input.parse::<ExprPath>());
+                upcast.set(cx, meta, steps.map(Some))?;
             }
-        } else {
-            unknown_key(cx, meta, "event", " on a variant", EVENT_VARIANT_KEYS)?;
-        }
+            UPCAST_FROM => {
+                // #[event(upcast_from(1 => OpenedV1, 2 => OpenedV2))]
+                let steps = parse_steps(cx, meta, |input| input.parse::<Type>());
+                upcast_from.set(cx, meta, steps.map(Some))?;
+            }
+            APPLY => {
+                // #[event(apply = on_opened)]
+                apply.set(cx, meta, parse_method_name(cx, meta, "apply = on_opened"))?;
+            }
+        });
         Ok(())
     });
     EventVariantAttrs {
@@ -210,138 +248,122 @@ pub(crate) fn event_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventVarian
 }
 
 pub(crate) fn command_attrs(cx: &Ctxt, attrs: &[Attribute]) -> CommandAttrs {
-    let mut aggregate = Attr::new("command");
-    let mut is_async = Attr::new("command");
-    let mut services = Attr::new("command");
-    let mut krate = Attr::new("command");
-    let keys = for_each_key(cx, attrs, "command", |meta| {
-        if meta.path.is_ident("aggregate") {
-            // #[command(aggregate = BankAccount)]
-            if let Some(ty) = parse_type(cx, meta, "aggregate = BankAccount")? {
-                aggregate.set(cx, meta, ty);
+    let mut aggregate = Attr::none(COMMAND, AGGREGATE);
+    let mut is_async = Attr::none(COMMAND, ASYNC);
+    let mut services = Attr::none(COMMAND, SERVICES);
+    let mut krate = Attr::none(COMMAND, CRATE);
+    for_each_key(cx, attrs, COMMAND, |meta| {
+        match_key!(cx, meta, COMMAND, "", {
+            AGGREGATE => {
+                // #[command(aggregate = BankAccount)]
+                aggregate.set(cx, meta, parse_type(cx, meta, "aggregate = BankAccount"))?;
             }
-        } else if meta.path.is_ident("async") {
-            // #[command(async)]
-            parse_flag(cx, meta)?;
-            is_async.set(cx, meta, ());
-        } else if meta.path.is_ident("services") {
-            // #[command(services)]
-            parse_flag(cx, meta)?;
-            services.set(cx, meta, ());
-        } else if meta.path.is_ident("crate") {
-            // #[command(crate = "::annals")]
-            if let Some(path) = parse_crate_path(cx, meta)? {
-                krate.set(cx, meta, path);
+            ASYNC => {
+                // #[command(async)]
+                is_async.set(cx, meta, parse_flag(cx, meta))?;
             }
-        } else {
-            unknown_key(cx, meta, "command", "", COMMAND_KEYS)?;
-        }
+            SERVICES => {
+                // #[command(services)]
+                services.set(cx, meta, parse_flag(cx, meta))?;
+            }
+            CRATE => {
+                // #[command(crate = "::annals")]
+                krate.set(cx, meta, parse_crate_path(cx, meta))?;
+            }
+        });
         Ok(())
     });
     CommandAttrs {
-        aggregate: aggregate.get(),
-        is_async: is_async.get().is_some(),
-        services: services.get().is_some(),
+        aggregate,
+        is_async: is_async.is_set(),
+        services: services.is_set(),
         krate: krate.get(),
-        keys,
     }
 }
 
 pub(crate) fn command_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> CommandVariantAttrs {
-    let mut handler = Attr::new("command");
-    let mut is_async = Attr::new("command");
-    let mut services = Attr::new("command");
-    for_each_key(cx, attrs, "command", |meta| {
-        if meta.path.is_ident("handler") {
-            // #[command(handler = close_account)] or #[command(handler = handlers::close)]
-            if let Some(path) = parse_handler(cx, meta)? {
-                handler.set(cx, meta, path);
+    let mut handler = Attr::none(COMMAND, HANDLER);
+    let mut is_async = Attr::none(COMMAND, ASYNC);
+    let mut services = Attr::none(COMMAND, SERVICES);
+    for_each_key(cx, attrs, COMMAND, |meta| {
+        match_key!(cx, meta, COMMAND, " on a variant", {
+            HANDLER => {
+                // #[command(handler = close_account)] or #[command(handler = handlers::close)]
+                handler.set(cx, meta, parse_handler(cx, meta))?;
             }
-        } else if meta.path.is_ident("async") {
-            // #[command(async)]
-            parse_flag(cx, meta)?;
-            is_async.set(cx, meta, ());
-        } else if meta.path.is_ident("services") {
-            // #[command(services)]
-            parse_flag(cx, meta)?;
-            services.set(cx, meta, ());
-        } else {
-            unknown_key(cx, meta, "command", " on a variant", COMMAND_VARIANT_KEYS)?;
-        }
+            ASYNC => {
+                // #[command(async)]
+                is_async.set(cx, meta, parse_flag(cx, meta))?;
+            }
+            SERVICES => {
+                // #[command(services)]
+                services.set(cx, meta, parse_flag(cx, meta))?;
+            }
+        });
         Ok(())
     });
     CommandVariantAttrs {
         handler: handler.get(),
-        is_async: is_async.get().is_some(),
-        services: services.get().is_some(),
+        is_async: is_async.is_set(),
+        services: services.is_set(),
     }
 }
 
 pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs {
-    let mut name = Attr::new("aggregate");
-    let mut snapshot_every = Attr::new("aggregate");
-    let mut snapshot_version = Attr::new("aggregate");
-    let mut event = Attr::new("aggregate");
-    let mut command = Attr::new("aggregate");
-    let mut error = Attr::new("aggregate");
-    let mut services = Attr::new("aggregate");
-    let mut krate = Attr::new("aggregate");
-    let keys = for_each_key(cx, attrs, "aggregate", |meta| {
-        if meta.path.is_ident("name") {
-            // #[aggregate(name = "bank-account")]
-            if let Some(lit) = parse_string(cx, meta, "name = \"bank-account\"")? {
-                name.set(cx, meta, lit);
+    let mut name = Attr::none(AGGREGATE, NAME);
+    let mut snapshot_every = Attr::none(AGGREGATE, SNAPSHOT_EVERY);
+    let mut snapshot_version = Attr::none(AGGREGATE, SNAPSHOT_VERSION);
+    let mut event = Attr::none(AGGREGATE, EVENT);
+    let mut command = Attr::none(AGGREGATE, COMMAND);
+    let mut error = Attr::none(AGGREGATE, ERROR);
+    let mut services = Attr::none(AGGREGATE, SERVICES);
+    let mut krate = Attr::none(AGGREGATE, CRATE);
+    for_each_key(cx, attrs, AGGREGATE, |meta| {
+        match_key!(cx, meta, AGGREGATE, "", {
+            NAME => {
+                // #[aggregate(name = "bank-account")]
+                name.set(cx, meta, parse_string(cx, meta, "name = \"bank-account\""))?;
             }
-        } else if meta.path.is_ident("snapshot_every") {
-            // #[aggregate(snapshot_every = 100)]
-            if let Some(every) = parse_snapshot_every(cx, meta)? {
-                snapshot_every.set(cx, meta, every);
+            EVENT => {
+                // #[aggregate(event = AccountEvent)]
+                event.set(cx, meta, parse_type(cx, meta, "event = AccountEvent"))?;
             }
-        } else if meta.path.is_ident("snapshot_version") {
-            // #[aggregate(snapshot_version = 2)]
-            if let Some(lit) = parse_version(cx, meta)? {
-                snapshot_version.set(cx, meta, lit);
+            COMMAND => {
+                // #[aggregate(command = AccountCommand)]
+                command.set(cx, meta, parse_type(cx, meta, "command = AccountCommand"))?;
             }
-        } else if meta.path.is_ident("event") {
-            // #[aggregate(event = AccountEvent)]
-            if let Some(ty) = parse_type(cx, meta, "event = AccountEvent")? {
-                event.set(cx, meta, ty);
+            ERROR => {
+                // #[aggregate(error = AccountError)]
+                error.set(cx, meta, parse_type(cx, meta, "error = AccountError"))?;
             }
-        } else if meta.path.is_ident("command") {
-            // #[aggregate(command = AccountCommand)]
-            if let Some(ty) = parse_type(cx, meta, "command = AccountCommand")? {
-                command.set(cx, meta, ty);
+            SERVICES => {
+                // #[aggregate(services = Clock)]
+                services.set(cx, meta, parse_type(cx, meta, "services = Clock"))?;
             }
-        } else if meta.path.is_ident("error") {
-            // #[aggregate(error = AccountError)]
-            if let Some(ty) = parse_type(cx, meta, "error = AccountError")? {
-                error.set(cx, meta, ty);
+            SNAPSHOT_EVERY => {
+                // #[aggregate(snapshot_every = 100)]
+                snapshot_every.set(cx, meta, parse_snapshot_every(cx, meta))?;
             }
-        } else if meta.path.is_ident("services") {
-            // #[aggregate(services = Clock)]
-            if let Some(ty) = parse_type(cx, meta, "services = Clock")? {
-                services.set(cx, meta, ty);
+            SNAPSHOT_VERSION => {
+                // #[aggregate(snapshot_version = 2)]
+                snapshot_version.set(cx, meta, parse_version(cx, meta))?;
             }
-        } else if meta.path.is_ident("crate") {
-            // #[aggregate(crate = "::annals")]
-            if let Some(path) = parse_crate_path(cx, meta)? {
-                krate.set(cx, meta, path);
+            CRATE => {
+                // #[aggregate(crate = "::annals")]
+                krate.set(cx, meta, parse_crate_path(cx, meta))?;
             }
-        } else {
-            unknown_key(cx, meta, "aggregate", "", AGGREGATE_KEYS)?;
-        }
+        });
         Ok(())
     });
     AggregateAttrs {
         name: name.get(),
         snapshot_every: snapshot_every.get(),
         snapshot_version: snapshot_version.get(),
-        event: event.get(),
-        command: command.get(),
-        error: error.get(),
+        event,
+        command,
+        error,
         services: services.get(),
         krate: krate.get(),
-        keys,
     }
 }
 
@@ -349,10 +371,7 @@ pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs 
 /// type name inside the body. Every other serde key is serde's business and is skipped.
 pub(crate) fn serde_enum_attrs(cx: &Ctxt, attrs: &[Attribute]) {
     for_each_serde_key(attrs, |meta| {
-        if meta.path.is_ident("tag")
-            || meta.path.is_ident("content")
-            || meta.path.is_ident("untagged")
-        {
+        if meta.path == TAG || meta.path == CONTENT || meta.path == UNTAGGED {
             // #[serde(tag = "type")], #[serde(content = "data")], #[serde(untagged)]
             cx.error_spanned_by(
                 &meta.path,
@@ -361,7 +380,7 @@ pub(crate) fn serde_enum_attrs(cx: &Ctxt, attrs: &[Attribute]) {
                     key(meta)
                 ),
             );
-        } else if meta.path.is_ident("rename_all") {
+        } else if meta.path == RENAME_ALL {
             // #[serde(rename_all = "snake_case")]
             cx.error_spanned_by(
                 &meta.path,
@@ -377,7 +396,7 @@ pub(crate) fn serde_enum_attrs(cx: &Ctxt, attrs: &[Attribute]) {
 pub(crate) fn serde_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> SerdeVariantAttrs {
     let mut rename = None;
     for_each_serde_key(attrs, |meta| {
-        if meta.path.is_ident("rename") {
+        if meta.path == RENAME {
             if meta.input.peek(Token![=]) {
                 // #[serde(rename = "opened")]
                 if let Expr::Lit(ExprLit {
@@ -393,9 +412,9 @@ pub(crate) fn serde_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> SerdeVarian
                 &meta.path,
                 "`#[serde(rename(..))]` with separate names is not supported on an event variant: a stored body must be written and read under one name; use `#[serde(rename = \"..\")]`",
             );
-        } else if meta.path.is_ident("skip")
-            || meta.path.is_ident("skip_serializing")
-            || meta.path.is_ident("skip_deserializing")
+        } else if meta.path == SKIP
+            || meta.path == SKIP_SERIALIZING
+            || meta.path == SKIP_DESERIALIZING
         {
             // #[serde(skip)], #[serde(skip_serializing)], #[serde(skip_deserializing)]
             cx.error_spanned_by(
@@ -405,13 +424,13 @@ pub(crate) fn serde_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> SerdeVarian
                     key(meta)
                 ),
             );
-        } else if meta.path.is_ident("other") {
+        } else if meta.path == OTHER {
             // #[serde(other)]
             cx.error_spanned_by(
                 &meta.path,
                 "`#[serde(other)]` is not supported on an event variant: a stored type name no variant has is reported as `DecodeError::UnknownType`",
             );
-        } else if meta.path.is_ident("untagged") {
+        } else if meta.path == UNTAGGED {
             // #[serde(untagged)]
             cx.error_spanned_by(
                 &meta.path,
@@ -424,10 +443,10 @@ pub(crate) fn serde_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> SerdeVarian
 }
 
 /// Reports a helper attribute on a field, where the derive never looks.
-pub(crate) fn reject_on_fields(cx: &Ctxt, fields: &Fields, attr: &str) {
+pub(crate) fn reject_on_fields(cx: &Ctxt, fields: &Fields, attr: Symbol) {
     for field in fields {
         for a in &field.attrs {
-            if a.path().is_ident(attr) {
+            if a.path() == attr {
                 cx.error_spanned_by(a, format!("`#[{attr}(..)]` is not supported on a field"));
             }
         }
@@ -435,25 +454,17 @@ pub(crate) fn reject_on_fields(cx: &Ctxt, fields: &Fields, attr: &str) {
 }
 
 /// Runs `f` on each key of every `#[name(..)]` attribute; a syntax error ends that attribute.
-/// Returns the keys written, valid or not, so a required key given a bad value is not also
-/// reported as missing.
 fn for_each_key(
     cx: &Ctxt,
     attrs: &[Attribute],
-    name: &str,
+    name: Symbol,
     mut f: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<()>,
-) -> Vec<String> {
-    let mut keys = Vec::new();
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident(name)) {
-        let parsed = attr.parse_nested_meta(|meta| {
-            keys.push(key(&meta));
-            f(&meta)
-        });
-        if let Err(error) = parsed {
+) {
+    for attr in attrs.iter().filter(|attr| attr.path() == name) {
+        if let Err(error) = attr.parse_nested_meta(|meta| f(&meta)) {
             cx.syn_error(error);
         }
     }
-    keys
 }
 
 /// Runs `f` on each key of every `#[serde(..)]` attribute. A serde attribute this crate cannot
@@ -462,7 +473,7 @@ fn for_each_serde_key(
     attrs: &[Attribute],
     mut f: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<()>,
 ) {
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("serde")) {
+    for attr in attrs.iter().filter(|attr| attr.path() == SERDE) {
         let _ = attr.parse_nested_meta(|meta| f(&meta));
     }
 }
@@ -476,9 +487,9 @@ fn key(meta: &ParseNestedMeta<'_>) -> String {
 fn unknown_key(
     cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
-    attr: &str,
+    attr: Symbol,
     position: &str,
-    known: &[&str],
+    known: &[Symbol],
 ) -> syn::Result<()> {
     let known = known
         .iter()
@@ -505,8 +516,9 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
-/// A key that takes no value: `async`, `services`.
-fn parse_flag(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+/// A key that takes no value: `async`, `services`. A value is reported and skipped; the flag
+/// still counts as written.
+fn parse_flag(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<()>> {
     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
         let key = key(meta);
         cx.error_spanned_by(
@@ -515,7 +527,7 @@ fn parse_flag(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         );
         skip_value(meta)?;
     }
-    Ok(())
+    Ok(Some(()))
 }
 
 /// `key = "..."`.

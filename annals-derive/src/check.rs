@@ -1,14 +1,34 @@
-//! Rules over a whole input that no single attribute can check: unique stored names across
-//! variants, aliases and removed types; versions that count from 1; upcast chains without gaps
-//! that end at the current version; snapshot settings that make sense together.
+//! Rules over a whole input that no single attribute can check: keys that must be written in
+//! one of the input's attributes; unique stored names across variants, aliases and removed
+//! types; versions that count from 1; upcast chains without gaps that end at the current
+//! version; snapshot settings that make sense together.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use quote::ToTokens;
 
-use crate::ast::{AggregateStruct, EventEnum, EventVariant, StepKind};
+use crate::ast::{AggregateStruct, EventEnum, EventVariant, Step, StepKind};
+use crate::attr::{Attr, Value};
 use crate::ctxt::Ctxt;
+
+/// The value of a key the derive cannot do without, such as `#[command(aggregate = ..)]`.
+/// Missing from every attribute of the input, it is reported on the input's name; written with
+/// a bad value, it was reported where it is written and is not reported again here.
+pub(crate) fn required<T>(cx: &Ctxt, attr: Attr<T>, input: &syn::Ident, what: &str) -> Option<T> {
+    let (name, key) = attr.names();
+    match attr.into_value() {
+        Value::Set(value) => Some(value),
+        Value::Reported => None,
+        Value::Absent => {
+            cx.error_spanned_by(
+                input,
+                format!("`#[{name}({key} = ..)]` is required: it names {what}"),
+            );
+            None
+        }
+    }
+}
 
 /// What a stored type name is already taken by.
 enum Owner<'a> {
@@ -28,9 +48,7 @@ impl std::fmt::Display for Owner<'_> {
 }
 
 pub(crate) fn event_enum(cx: &Ctxt, input: &EventEnum<'_>) {
-    let Some(variants) = &input.variants else {
-        return;
-    };
+    let variants = &input.variants;
     let mut names: HashMap<String, Owner<'_>> = HashMap::new();
     for variant in variants {
         let at = variant.name_tokens();
@@ -106,7 +124,7 @@ fn version_and_chain(cx: &Ctxt, variant: &EventVariant<'_>) {
         }
     }
     let current = variant.version;
-    let mut steps: HashMap<u32, &crate::ast::Step> = HashMap::new();
+    let mut steps: HashMap<u32, &Step> = HashMap::new();
     for step in &variant.steps {
         if step.from == 0 {
             cx.error_spanned_by(
@@ -130,38 +148,35 @@ fn version_and_chain(cx: &Ctxt, variant: &EventVariant<'_>) {
             );
         }
     }
-    let Some(&oldest) = steps.keys().min() else {
-        return;
-    };
-    for from in oldest..current {
-        match steps.get(&from) {
-            Some(step) => {
-                let typed = matches!(step.kind, StepKind::Typed(_));
-                let next_json = matches!(
-                    steps.get(&(from + 1)).map(|s| &s.kind),
-                    Some(StepKind::Json(_))
-                );
-                if typed && next_json {
+    // Each step is followed by the step from the next version, up to the current version: the
+    // first step without one is the end of a gap, reported on that step.
+    let mut chain: Vec<&Step> = steps.into_values().collect();
+    chain.sort_by_key(|step| step.from);
+    for (i, step) in chain.iter().enumerate() {
+        let to = step.from + 1;
+        match chain.get(i + 1) {
+            _ if to == current => {}
+            Some(next) if next.from == to => {
+                if matches!(step.kind, StepKind::Typed(_)) && matches!(next.kind, StepKind::Json(_))
+                {
                     cx.error_spanned_by(
                         &step.from_lit,
                         format!(
-                            "the typed upcast from version {from} is followed by a JSON upcast from version {}: typed steps (`upcast_from`) must come after every JSON step (`upcast`)",
-                            from + 1
+                            "the typed upcast from version {} is followed by a JSON upcast from version {to}: typed steps (`upcast_from`) must come after every JSON step (`upcast`)",
+                            step.from
                         ),
                     );
                 }
             }
-            None => {
-                let before = steps.get(&(from - 1)).map(|step| &step.from_lit);
-                let message = format!(
-                    "gap in the upcast chain: no step from version {from} to {}, so stored versions below {} cannot reach the current version {current}",
-                    from + 1,
-                    from + 1
+            _ => {
+                cx.error_spanned_by(
+                    &step.from_lit,
+                    format!(
+                        "gap in the upcast chain: no step from version {to} to {}, so stored versions below {} cannot reach the current version {current}",
+                        to + 1,
+                        to + 1
+                    ),
                 );
-                match before {
-                    Some(lit) => cx.error_spanned_by(lit, message),
-                    None => cx.error_spanned_by(variant.ident, message),
-                }
                 return;
             }
         }

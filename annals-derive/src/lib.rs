@@ -5,9 +5,9 @@
 //! crate directly: the generated code names `::annals::__private::..` paths only, so a
 //! program needs `annals` and `serde` in its `Cargo.toml` and nothing else.
 //!
-//! The pipeline follows serde_derive: `attr` parses the helper attributes, `ast` builds a
-//! typed model with the conventions filled in, `check` applies the rules that span several
-//! variants, and `expand` generates the impls. Every error of one input is collected and
+//! The pipeline follows serde_derive: `attr` parses the helper attributes (their names are the
+//! constants of `symbol`), `ast` builds a typed model with the conventions filled in, or none,
+//! `check` applies the rules that span several items, and `expand` generates the impls. Every error of one input is collected and
 //! reported in one build, spanned on the offending token, beside stub impls so that one mistake
 //! does not cascade.
 
@@ -17,6 +17,7 @@ mod case;
 mod check;
 mod ctxt;
 mod expand;
+mod symbol;
 #[cfg(test)]
 mod tests;
 

@@ -4,16 +4,17 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Path, Type};
 
-use crate::ast::AggregateStruct;
+use crate::ast::{crate_path, AggregateStruct};
+use crate::attr;
+use crate::case;
+use crate::ctxt::Ctxt;
 
 pub(super) fn expand(input: &AggregateStruct<'_>) -> TokenStream {
-    let (Some(event), Some(command)) = (&input.event, &input.command) else {
-        // Missing types were reported; the caller emits the fallback instead.
-        return TokenStream::new();
-    };
     let krate = &input.krate;
     let private = quote!(#krate::__private);
+    let (event, command) = (&input.event, &input.command);
     // Spanned on the named types, so a missing `Apply` or `Handle` impl is reported there.
     let apply = quote_spanned! {event.span()=>
         <Self as #private::Apply<#event>>::apply(self, __event)
@@ -21,40 +22,6 @@ pub(super) fn expand(input: &AggregateStruct<'_>) -> TokenStream {
     let handle = quote_spanned! {command.span()=>
         <Self as #private::Handle<#command>>::handle(self, __command, __services)
     };
-    impl_aggregate(input, apply, handle)
-}
-
-/// A stub impl that lets the rest of the program type-check while the errors are reported;
-/// none when the event or error type is missing or the input is not a struct. A missing
-/// command type is stood in for by `()`: `Handle` impls need the `Aggregate` impl to exist, not
-/// its command type.
-pub(super) fn fallback(input: &AggregateStruct<'_>) -> TokenStream {
-    if !input.is_struct {
-        return TokenStream::new();
-    }
-    impl_aggregate(
-        input,
-        quote!(::core::unimplemented!()),
-        quote!(::core::future::pending()),
-    )
-}
-
-fn impl_aggregate(
-    input: &AggregateStruct<'_>,
-    apply: TokenStream,
-    handle: TokenStream,
-) -> TokenStream {
-    let (Some(event), Some(error)) = (&input.event, &input.error) else {
-        return TokenStream::new();
-    };
-    let unit: syn::Type = syn::parse_quote!(());
-    let command = input.command.as_ref().unwrap_or(&unit);
-    let krate = &input.krate;
-    let private = quote!(#krate::__private);
-    let ident = &input.input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.input.generics.split_for_impl();
-    let name = &input.name;
-    let services = &input.services;
     let snapshots = input.snapshot_every.as_ref().map(|(every, lit)| {
         let every = proc_macro2::Literal::u64_unsuffixed(*every);
         let version = proc_macro2::Literal::u32_unsuffixed(
@@ -82,6 +49,84 @@ fn impl_aggregate(
             }
         }
     });
+    impl_aggregate(
+        input.input,
+        krate,
+        &input.name,
+        Types {
+            event,
+            command,
+            error: &input.error,
+            services: &input.services,
+        },
+        quote!(#snapshots),
+        apply,
+        handle,
+    )
+}
+
+/// A stub impl that lets the rest of the program type-check while the errors are reported:
+/// from the attributes alone, read again without reporting (the first pass did), and only
+/// when the input is a struct naming its event and error types. A missing command type is
+/// stood in for by `()`: `Handle` impls need the `Aggregate` impl to exist, not its command
+/// type.
+pub(super) fn fallback(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let attrs = attr::aggregate_attrs(&cx, &input.attrs);
+    cx.discard();
+    let (Data::Struct(_), Some(event), Some(error)) =
+        (&input.data, attrs.event.get(), attrs.error.get())
+    else {
+        return TokenStream::new();
+    };
+    let command = attrs.command.get().unwrap_or_else(|| syn::parse_quote!(()));
+    let services = attrs.services.unwrap_or_else(|| syn::parse_quote!(()));
+    let name = match &attrs.name {
+        Some(lit) => lit.value(),
+        None => case::kebab_case(&syn::ext::IdentExt::unraw(&input.ident).to_string()),
+    };
+    impl_aggregate(
+        input,
+        &crate_path(attrs.krate),
+        &name,
+        Types {
+            event: &event,
+            command: &command,
+            error: &error,
+            services: &services,
+        },
+        TokenStream::new(),
+        quote!(::core::unimplemented!()),
+        quote!(::core::future::pending()),
+    )
+}
+
+/// The associated types of an `Aggregate` impl.
+struct Types<'a> {
+    event: &'a Type,
+    command: &'a Type,
+    error: &'a Type,
+    services: &'a Type,
+}
+
+fn impl_aggregate(
+    input: &DeriveInput,
+    krate: &Path,
+    name: &str,
+    types: Types<'_>,
+    snapshots: TokenStream,
+    apply: TokenStream,
+    handle: TokenStream,
+) -> TokenStream {
+    let Types {
+        event,
+        command,
+        error,
+        services,
+    } = types;
+    let private = quote!(#krate::__private);
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     quote! {
         #[automatically_derived]
         impl #impl_generics #private::Aggregate for #ident #ty_generics #where_clause {

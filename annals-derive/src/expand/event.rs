@@ -3,15 +3,17 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::Type;
+use syn::{DeriveInput, Type};
 
 use super::{destructure, respan, type_prefix};
-use crate::ast::{EventEnum, EventVariant, Step, StepKind};
+use crate::ast::{crate_path, EventEnum, EventVariant, Step, StepKind};
+use crate::attr;
+use crate::ctxt::Ctxt;
 
-pub(super) fn expand(input: &EventEnum<'_>, variants: &[EventVariant<'_>]) -> TokenStream {
-    let mut tokens = impl_event(input, variants);
+pub(super) fn expand(input: &EventEnum<'_>) -> TokenStream {
+    let mut tokens = impl_event(input, &input.variants);
     if let Some(state) = &input.apply {
-        tokens.extend(impl_apply(input, state, variants));
+        tokens.extend(impl_apply(input, state, &input.variants));
     }
     tokens
 }
@@ -206,13 +208,19 @@ fn impl_apply(input: &EventEnum<'_>, state: &Type, variants: &[EventVariant<'_>]
     } else {
         let arms = variants.iter().map(|variant| {
             let (pattern, bindings) = destructure(ident, variant.ident, variant.fields);
-            let method = &variant.apply_method;
-            let state_prefix = respan(state_prefix.clone(), variant.ident.span());
-            // Spanned on the variant, so a missing or mistyped method is reported there.
+            let method = apply_method(&state_prefix, variant);
+            let params = bindings.iter().map(|_| quote!(&_));
+            // The method is called through the `fn` pointer type its variant expects, spanned
+            // on the variant: a missing method is reported there, and a field taken by value as
+            // "expected fn pointer `fn(&mut State, &_)`, found fn item ..", the one error of
+            // the mistake. Fields are `&_`, not their own types, because a method may take what
+            // a field derefs to (`&str` for a `String`). An optimized build calls the method
+            // directly.
             let call = quote_spanned! {variant.ident.span()=>
-                #state_prefix::#method(self, #(#bindings),*)
+                let __apply: fn(&mut #state, #(#params),*) = #method;
+                __apply(self, #(#bindings),*)
             };
-            quote!(#pattern => #call,)
+            quote!(#pattern => { #call })
         });
         quote!(match __event { #(#arms)* })
     };
@@ -227,12 +235,23 @@ fn impl_apply(input: &EventEnum<'_>, state: &Type, variants: &[EventVariant<'_>]
     }
 }
 
-/// Stub impls that let the rest of the program type-check while the errors are reported.
-pub(super) fn fallback(input: &EventEnum<'_>) -> TokenStream {
-    let krate = &input.krate;
+/// `State::method` of a variant, spanned on the variant so that errors about it point there.
+fn apply_method(state_prefix: &TokenStream, variant: &EventVariant<'_>) -> TokenStream {
+    let method = &variant.apply_method;
+    let state_prefix = respan(state_prefix.clone(), variant.ident.span());
+    quote!(#state_prefix::#method)
+}
+
+/// Stub impls that let the rest of the program type-check while the errors are reported: from
+/// the attributes alone, read again without reporting (the first pass did).
+pub(super) fn fallback(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let attrs = attr::event_attrs(&cx, &input.attrs);
+    cx.discard();
+    let krate = crate_path(attrs.krate);
     let private = quote!(#krate::__private);
-    let ident = &input.input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.input.generics.split_for_impl();
+    let ident = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
     let mut tokens = quote! {
         #[automatically_derived]
         impl #impl_generics #private::Event for #ident #ty_generics #where_clause {
@@ -257,7 +276,7 @@ pub(super) fn fallback(input: &EventEnum<'_>) -> TokenStream {
             }
         }
     };
-    if let Some(state) = &input.apply {
+    if let Some(state) = &attrs.apply {
         tokens.extend(quote! {
             #[automatically_derived]
             impl #impl_generics #private::Apply<#ident #ty_generics> for #state #where_clause {

@@ -18,12 +18,12 @@ use crate::ctxt::Ctxt;
 pub(crate) fn derive_event(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let model = EventEnum::from_ast(&cx, input);
-    check::event_enum(&cx, &model);
-    match (cx.check(), &model.variants) {
-        (Ok(()), Some(variants)) => event::expand(&model, variants),
-        // Not an enum: already reported, so the check above failed.
-        (Ok(()), None) => TokenStream::new(),
-        (Err(error), _) => with_fallback(&error, event::fallback(&model)),
+    if let Some(model) = &model {
+        check::event_enum(&cx, model);
+    }
+    match cx.check(model) {
+        Ok(model) => event::expand(&model),
+        Err(error) => with_fallback(&error, event::fallback(input)),
     }
 }
 
@@ -31,11 +31,9 @@ pub(crate) fn derive_event(input: &DeriveInput) -> TokenStream {
 pub(crate) fn derive_command(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let model = CommandEnum::from_ast(&cx, input);
-    match (cx.check(), &model.aggregate, &model.variants) {
-        (Ok(()), Some(aggregate), Some(variants)) => command::expand(&model, aggregate, variants),
-        // A missing aggregate or a non-enum was reported, so the check above failed.
-        (Ok(()), _, _) => TokenStream::new(),
-        (Err(error), _, _) => with_fallback(&error, command::fallback(&model)),
+    match cx.check(model) {
+        Ok(model) => command::expand(&model),
+        Err(error) => with_fallback(&error, command::fallback(input)),
     }
 }
 
@@ -43,10 +41,12 @@ pub(crate) fn derive_command(input: &DeriveInput) -> TokenStream {
 pub(crate) fn derive_aggregate(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
     let model = AggregateStruct::from_ast(&cx, input);
-    check::aggregate_struct(&cx, &model);
-    match cx.check() {
-        Ok(()) => aggregate::expand(&model),
-        Err(error) => with_fallback(&error, aggregate::fallback(&model)),
+    if let Some(model) = &model {
+        check::aggregate_struct(&cx, model);
+    }
+    match cx.check(model) {
+        Ok(model) => aggregate::expand(&model),
+        Err(error) => with_fallback(&error, aggregate::fallback(input)),
     }
 }
 
