@@ -5,19 +5,22 @@
 //! or an unknown key is recorded in the [`Ctxt`] and parsing goes on with the next key, so all
 //! mistakes of one input show up in one build; only a syntax error ends the attribute early.
 
-use proc_macro2::TokenTree;
-use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
-use syn::{
-    Attribute, Expr, ExprLit, ExprPath, Fields, Ident, Lit, LitInt, LitStr, Path, Token, Type,
-};
+use syn::{Attribute, ExprPath, Fields, Ident, LitInt, LitStr, Path, Type};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    Symbol, AGGREGATE, ALIAS, APPLY, ASYNC, COMMAND, CONTENT, CRATE, ERROR, EVENT, HANDLER, NAME,
-    OTHER, REMOVED, RENAME, RENAME_ALL, SERDE, SERVICES, SKIP, SKIP_DESERIALIZING,
-    SKIP_SERIALIZING, SNAPSHOT_EVERY, SNAPSHOT_VERSION, TAG, UNTAGGED, UPCAST, UPCAST_FROM,
-    VERSION,
+    Symbol, AGGREGATE, ALIAS, APPLY, ASYNC, COMMAND, CRATE, ERROR, EVENT, HANDLER, NAME, REMOVED,
+    SERVICES, SNAPSHOT_EVERY, SNAPSHOT_VERSION, UPCAST, UPCAST_FROM, VERSION,
+};
+
+mod serde;
+mod value;
+
+pub(crate) use serde::{serde_enum_attrs, serde_variant_attrs};
+use value::{
+    parse_crate_path, parse_flag, parse_handler, parse_method_name, parse_snapshot_every,
+    parse_steps, parse_string, parse_string_list, parse_type, parse_version, unknown_key,
 };
 
 /// One key's value in three states: not written, written with a value, or written and already
@@ -161,12 +164,6 @@ pub(crate) struct AggregateAttrs {
     pub(crate) error: Attr<Type>,
     pub(crate) services: Option<Type>,
     pub(crate) krate: Option<Path>,
-}
-
-/// The `#[serde(..)]` keys of an event variant that the derive needs.
-pub(crate) struct SerdeVariantAttrs {
-    /// `#[serde(rename = "..")]`: the name serde reads and writes for the variant.
-    pub(crate) rename: Option<LitStr>,
 }
 
 pub(crate) fn event_attrs(cx: &Ctxt, attrs: &[Attribute]) -> EventAttrs {
@@ -367,81 +364,6 @@ pub(crate) fn aggregate_attrs(cx: &Ctxt, attrs: &[Attribute]) -> AggregateAttrs 
     }
 }
 
-/// Reads `#[serde(..)]` on the event enum, rejecting the representations that would store the
-/// type name inside the body. Every other serde key is serde's business and is skipped.
-pub(crate) fn serde_enum_attrs(cx: &Ctxt, attrs: &[Attribute]) {
-    for_each_serde_key(attrs, |meta| {
-        if meta.path == TAG || meta.path == CONTENT || meta.path == UNTAGGED {
-            // #[serde(tag = "type")], #[serde(content = "data")], #[serde(untagged)]
-            cx.error_spanned_by(
-                &meta.path,
-                format!(
-                    "`#[serde({})]` is not supported on an event enum: the event type name is stored beside the body, not in it; use `#[event(name = ..)]` on a variant to set it",
-                    key(meta)
-                ),
-            );
-        } else if meta.path == RENAME_ALL {
-            // #[serde(rename_all = "snake_case")]
-            cx.error_spanned_by(
-                &meta.path,
-                "`#[serde(rename_all)]` is not supported on an event enum: stored type names are set per variant with `#[event(name = ..)]`",
-            );
-        }
-        skip_value(meta)
-    });
-}
-
-/// Reads `#[serde(..)]` on an event variant: its serde name, and the keys that would make the
-/// variant impossible to store or to load.
-pub(crate) fn serde_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) -> SerdeVariantAttrs {
-    let mut rename = None;
-    for_each_serde_key(attrs, |meta| {
-        if meta.path == RENAME {
-            if meta.input.peek(Token![=]) {
-                // #[serde(rename = "opened")]
-                if let Expr::Lit(ExprLit {
-                    lit: Lit::Str(lit), ..
-                }) = meta.value()?.parse::<Expr>()?
-                {
-                    rename = Some(lit);
-                }
-                return Ok(());
-            }
-            // #[serde(rename(serialize = "a", deserialize = "b"))]
-            cx.error_spanned_by(
-                &meta.path,
-                "`#[serde(rename(..))]` with separate names is not supported on an event variant: a stored body must be written and read under one name; use `#[serde(rename = \"..\")]`",
-            );
-        } else if meta.path == SKIP
-            || meta.path == SKIP_SERIALIZING
-            || meta.path == SKIP_DESERIALIZING
-        {
-            // #[serde(skip)], #[serde(skip_serializing)], #[serde(skip_deserializing)]
-            cx.error_spanned_by(
-                &meta.path,
-                format!(
-                    "`#[serde({})]` is not supported on an event variant: every event must be stored and loaded again; remove the variant from the event enum instead",
-                    key(meta)
-                ),
-            );
-        } else if meta.path == OTHER {
-            // #[serde(other)]
-            cx.error_spanned_by(
-                &meta.path,
-                "`#[serde(other)]` is not supported on an event variant: a stored type name no variant has is reported as `DecodeError::UnknownType`",
-            );
-        } else if meta.path == UNTAGGED {
-            // #[serde(untagged)]
-            cx.error_spanned_by(
-                &meta.path,
-                "`#[serde(untagged)]` is not supported on an event variant: the event type name is stored beside the body; use `#[event(name = ..)]` to set it",
-            );
-        }
-        skip_value(meta)
-    });
-    SerdeVariantAttrs { rename }
-}
-
 /// Reports a helper attribute on a field, where the derive never looks.
 pub(crate) fn reject_on_fields(cx: &Ctxt, fields: &Fields, attr: Symbol) {
     for field in fields {
@@ -465,238 +387,4 @@ fn for_each_key(
             cx.syn_error(error);
         }
     }
-}
-
-/// Runs `f` on each key of every `#[serde(..)]` attribute. A serde attribute this crate cannot
-/// parse is left for serde_derive to report.
-fn for_each_serde_key(
-    attrs: &[Attribute],
-    mut f: impl FnMut(&ParseNestedMeta<'_>) -> syn::Result<()>,
-) {
-    for attr in attrs.iter().filter(|attr| attr.path() == SERDE) {
-        let _ = attr.parse_nested_meta(|meta| f(&meta));
-    }
-}
-
-/// The key as written, e.g. `version`.
-fn key(meta: &ParseNestedMeta<'_>) -> String {
-    meta.path.to_token_stream().to_string().replace(' ', "")
-}
-
-/// Reports an unknown key, listing the known ones, and skips its value.
-fn unknown_key(
-    cx: &Ctxt,
-    meta: &ParseNestedMeta<'_>,
-    attr: Symbol,
-    position: &str,
-    known: &[Symbol],
-) -> syn::Result<()> {
-    let known = known
-        .iter()
-        .map(|key| format!("`{key}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    cx.error_spanned_by(
-        &meta.path,
-        format!(
-            "unknown `{attr}` attribute `{}`{position}; expected one of {known}",
-            key(meta)
-        ),
-    );
-    skip_value(meta)
-}
-
-/// Skips `= value` or `(..)` after a key.
-fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-    if meta.input.peek(Token![=]) {
-        meta.value()?.parse::<Expr>()?;
-    } else if meta.input.peek(syn::token::Paren) {
-        meta.input.parse::<TokenTree>()?;
-    }
-    Ok(())
-}
-
-/// A key that takes no value: `async`, `services`. A value is reported and skipped; the flag
-/// still counts as written.
-fn parse_flag(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<()>> {
-    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-        let key = key(meta);
-        cx.error_spanned_by(
-            &meta.path,
-            format!("`{key}` takes no value: write `{key}` alone"),
-        );
-        skip_value(meta)?;
-    }
-    Ok(Some(()))
-}
-
-/// `key = "..."`.
-fn parse_string(
-    cx: &Ctxt,
-    meta: &ParseNestedMeta<'_>,
-    example: &str,
-) -> syn::Result<Option<LitStr>> {
-    let expr: Expr = meta.value()?.parse()?;
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Str(lit), ..
-    }) = expr
-    {
-        return Ok(Some(lit));
-    }
-    cx.error_spanned_by(
-        &expr,
-        format!("`{}` takes a string literal, like `{example}`", key(meta)),
-    );
-    Ok(None)
-}
-
-/// `crate = "path::to::annals"`.
-fn parse_crate_path(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Path>> {
-    let Some(lit) = parse_string(cx, meta, "crate = \"::annals\"")? else {
-        return Ok(None);
-    };
-    match lit.parse::<Path>() {
-        Ok(path) => Ok(Some(path)),
-        Err(_) => {
-            cx.error_spanned_by(
-                &lit,
-                "`crate` must be a path to the annals crate, like `crate = \"::annals\"`",
-            );
-            Ok(None)
-        }
-    }
-}
-
-/// `version = 2`.
-fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<VersionLit>> {
-    let key = key(meta);
-    let expr: Expr = meta.value()?.parse()?;
-    let Expr::Lit(ExprLit {
-        lit: Lit::Int(lit), ..
-    }) = expr
-    else {
-        cx.error_spanned_by(
-            &expr,
-            format!("`{key}` takes an integer literal, like `{key} = 2`"),
-        );
-        return Ok(None);
-    };
-    Ok(version_lit(cx, &key, lit))
-}
-
-fn version_lit(cx: &Ctxt, key: &str, lit: LitInt) -> Option<VersionLit> {
-    match lit.base10_parse::<u32>() {
-        Ok(value) => Some(VersionLit { value, lit }),
-        Err(_) => {
-            cx.error_spanned_by(&lit, format!("`{key}` must fit in a `u32`"));
-            None
-        }
-    }
-}
-
-/// `snapshot_every = 100`.
-fn parse_snapshot_every(
-    cx: &Ctxt,
-    meta: &ParseNestedMeta<'_>,
-) -> syn::Result<Option<(u64, LitInt)>> {
-    let expr: Expr = meta.value()?.parse()?;
-    let Expr::Lit(ExprLit {
-        lit: Lit::Int(lit), ..
-    }) = expr
-    else {
-        cx.error_spanned_by(
-            &expr,
-            "`snapshot_every` takes an integer literal, like `snapshot_every = 100`",
-        );
-        return Ok(None);
-    };
-    match lit.base10_parse::<u64>() {
-        Ok(value) => Ok(Some((value, lit))),
-        Err(_) => {
-            cx.error_spanned_by(&lit, "`snapshot_every` must fit in a `u64`");
-            Ok(None)
-        }
-    }
-}
-
-/// `upcast(1 => a, 2 => b)` and `upcast_from(1 => A, 2 => B)`: steps keyed by the version they
-/// start from.
-fn parse_steps<T>(
-    cx: &Ctxt,
-    meta: &ParseNestedMeta<'_>,
-    target: impl Fn(syn::parse::ParseStream<'_>) -> syn::Result<T>,
-) -> syn::Result<Vec<(VersionLit, T)>> {
-    let key = key(meta);
-    let content;
-    syn::parenthesized!(content in meta.input);
-    let mut steps = Vec::new();
-    while !content.is_empty() {
-        let lit: LitInt = content.parse()?;
-        content.parse::<Token![=>]>()?;
-        let value = target(&content)?;
-        if let Some(version) = version_lit(cx, &key, lit) {
-            steps.push((version, value));
-        }
-        if content.is_empty() {
-            break;
-        }
-        content.parse::<Token![,]>()?;
-    }
-    Ok(steps)
-}
-
-/// `removed("A", "B")`.
-fn parse_string_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
-    let content;
-    syn::parenthesized!(content in meta.input);
-    let list = content.parse_terminated(|input| input.parse::<LitStr>(), Token![,])?;
-    Ok(list.into_iter().collect())
-}
-
-/// `key = Type`.
-fn parse_type(cx: &Ctxt, meta: &ParseNestedMeta<'_>, example: &str) -> syn::Result<Option<Type>> {
-    let input = meta.value()?;
-    if input.peek(Lit) {
-        let lit: Lit = input.parse()?;
-        cx.error_spanned_by(
-            &lit,
-            format!("`{}` takes a type, like `{example}`", key(meta)),
-        );
-        return Ok(None);
-    }
-    input.parse().map(Some)
-}
-
-/// `apply = method_name`.
-fn parse_method_name(
-    cx: &Ctxt,
-    meta: &ParseNestedMeta<'_>,
-    example: &str,
-) -> syn::Result<Option<Ident>> {
-    let expr: Expr = meta.value()?.parse()?;
-    if let Expr::Path(path) = &expr {
-        if path.qself.is_none() {
-            if let Some(ident) = path.path.get_ident() {
-                return Ok(Some(ident.clone()));
-            }
-        }
-    }
-    cx.error_spanned_by(
-        &expr,
-        format!("`{}` takes a method name, like `{example}`", key(meta)),
-    );
-    Ok(None)
-}
-
-/// `handler = method_name` or `handler = path::to::function`.
-fn parse_handler(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<ExprPath>> {
-    let expr: Expr = meta.value()?.parse()?;
-    if let Expr::Path(path) = expr {
-        return Ok(Some(path));
-    }
-    cx.error_spanned_by(
-        &expr,
-        "`handler` takes a method name or a path to a function, like `handler = close_account` or `handler = BankAccount::close_account`",
-    );
-    Ok(None)
 }
