@@ -171,7 +171,7 @@ struct InTransaction<P>(P);
 
 #[async_trait]
 impl<P: PgProjection> ProjectionSink<PgEventStore> for InTransaction<P> {
-    type Event = P::Event;
+    type Item = Envelope<P::Event>;
 
     fn name(&self) -> &str {
         self.0.name()
@@ -192,7 +192,7 @@ impl<P: PgProjection> ProjectionSink<PgEventStore> for InTransaction<P> {
     async fn handle_batch(
         &mut self,
         store: &PgEventStore,
-        batch: Batch<'_, P::Event>,
+        batch: Batch<'_, Envelope<P::Event>>,
     ) -> Result<(), SinkError> {
         let mut client = store.client().await?;
         let tx = client.transaction().await.map_err(pg)?;

@@ -37,7 +37,7 @@ pub use event::{Apply, DecodeError, EncodeError, Event, Payload};
 pub use metadata::Metadata;
 pub use projection::{
     Batch, HandlerError, HandlerRetry, Projection, ProjectionRunner, ProjectionSink, RunError,
-    SinkError, DEFAULT_PROJECTION_BATCH_SIZE,
+    SinkError, SinkItem, DEFAULT_PROJECTION_BATCH_SIZE,
 };
 pub use reader::{EventStoreExt, LogReader, StreamReader};
 pub use record::{AppendResult, NewEvent, RecordedEvent, ReplayedEvent, Snapshot, StreamAppend};

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use annals::{
-    Batch, Checkpoint, CorruptEvents, Event, EventStore, ExpectedVersion, Filter, HandlerRetry,
-    NewEvent, ProjectionRunner, ProjectionSink, RunError, SinkError, StreamId, UnknownEvents,
+    Batch, Checkpoint, CorruptEvents, Envelope, Event, EventStore, ExpectedVersion, Filter,
+    HandlerRetry, NewEvent, ProjectionRunner, ProjectionSink, RecordedEvent, RunError, SinkError,
+    StreamId, UnknownEvents,
 };
 use annals_memory::MemoryEventStore;
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ struct AllOrNothing {
 
 #[async_trait]
 impl ProjectionSink<MemoryEventStore> for AllOrNothing {
-    type Event = Tick;
+    type Item = Envelope<Tick>;
 
     fn name(&self) -> &str {
         "all-or-nothing"
@@ -53,7 +54,7 @@ impl ProjectionSink<MemoryEventStore> for AllOrNothing {
     async fn handle_batch(
         &mut self,
         store: &MemoryEventStore,
-        batch: Batch<'_, Tick>,
+        batch: Batch<'_, Envelope<Tick>>,
     ) -> Result<(), SinkError> {
         let ns: Vec<u64> = batch
             .events
@@ -160,14 +161,14 @@ async fn a_sink_that_keeps_failing_stops_the_runner_naming_the_event() {
     struct AlwaysFails;
     #[async_trait]
     impl ProjectionSink<MemoryEventStore> for AlwaysFails {
-        type Event = Tick;
+        type Item = RecordedEvent;
         fn name(&self) -> &str {
             "always-fails"
         }
         async fn handle_batch(
             &mut self,
             _store: &MemoryEventStore,
-            _batch: Batch<'_, Tick>,
+            _batch: Batch<'_, RecordedEvent>,
         ) -> Result<(), SinkError> {
             Err(SinkError::Handler {
                 index: 1,

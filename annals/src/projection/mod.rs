@@ -23,7 +23,7 @@ mod runner;
 mod sink;
 
 pub use runner::{ProjectionRunner, DEFAULT_PROJECTION_BATCH_SIZE};
-pub use sink::{Batch, ProjectionSink, SinkError};
+pub use sink::{Batch, ProjectionSink, SinkError, SinkItem};
 
 /// What a handler returns when it cannot handle an event.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
@@ -206,7 +206,7 @@ pub enum RunError {
 /// retry starts with the one that failed.
 #[async_trait]
 impl<S: EventStore + ?Sized, P: Projection> ProjectionSink<S> for P {
-    type Event = P::Event;
+    type Item = Envelope<P::Event>;
 
     fn name(&self) -> &str {
         Projection::name(self)
@@ -234,7 +234,7 @@ impl<S: EventStore + ?Sized, P: Projection> ProjectionSink<S> for P {
     async fn handle_batch(
         &mut self,
         store: &S,
-        batch: Batch<'_, Self::Event>,
+        batch: Batch<'_, Self::Item>,
     ) -> Result<(), SinkError> {
         for (index, event) in batch.events.iter().enumerate() {
             if let Err(source) = self.handle(event).await {

@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::record::RecordedEvent;
 use crate::store::{EventStore, Lease};
 use crate::stream::Checkpoint;
 use crate::subscription::{StopSignal, Subscription, DEFAULT_POLL_INTERVAL};
 
-use super::{Batch, HandlerError, HandlerRetry, ProjectionSink, RunError, SinkError};
+use super::{Batch, HandlerError, HandlerRetry, ProjectionSink, RunError, SinkError, SinkItem};
 
 /// Runs a [`Projection`](super::Projection) (or any [`ProjectionSink`]) over a store: catch up from the
 /// checkpoint, then follow live.
@@ -263,7 +262,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
         let mut decoded_to = None;
         for recorded in batch {
             let checkpoint = recorded.checkpoint();
-            match recorded.into_envelope::<P::Event>(unknown) {
+            match P::Item::from_recorded(recorded, unknown) {
                 Ok(decoded) => events.extend(decoded),
                 Err(source) => {
                     if let Some(to) = decoded_to {
@@ -284,11 +283,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
     /// says: a sink that committed the events before a failing one is retried from the one
     /// that failed, one that committed nothing with the whole batch. Each event is tried at
     /// most `max_attempts` times.
-    async fn commit(
-        &mut self,
-        events: Vec<Envelope<P::Event>>,
-        to: Checkpoint,
-    ) -> Result<u64, RunError> {
+    async fn commit(&mut self, events: Vec<P::Item>, to: Checkpoint) -> Result<u64, RunError> {
         let mut start = 0;
         let mut attempts = 0;
         let mut backoff = self.retry.initial_backoff;
@@ -316,7 +311,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
             if committed > 0 {
                 // The events before the failing one are committed: it starts the retry, and
                 // this was its first attempt.
-                self.saved = events.get(start + committed - 1).map(Envelope::checkpoint);
+                self.saved = events.get(start + committed - 1).map(SinkItem::checkpoint);
                 start += committed;
                 attempts = 1;
             }
@@ -327,19 +322,19 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
                 ))));
             };
             if attempts >= self.retry.max_attempts {
-                tracing::error!(projection = self.sink.name(), stream = %failed.stream_id,
-                    version = %failed.version, attempts, error = %source, "handler failed; stopping");
+                tracing::error!(projection = self.sink.name(), stream = %failed.stream_id(),
+                    version = %failed.version(), attempts, error = %source, "handler failed; stopping");
                 return Err(RunError::Handler {
                     projection: self.sink.name().to_owned(),
-                    stream: failed.stream_id.clone(),
-                    version: failed.version,
-                    position: failed.position,
+                    stream: failed.stream_id().clone(),
+                    version: failed.version(),
+                    position: failed.position(),
                     attempts,
                     source,
                 });
             }
-            tracing::warn!(projection = self.sink.name(), stream = %failed.stream_id,
-                version = %failed.version, attempts, error = %source, "handler failed; retrying");
+            tracing::warn!(projection = self.sink.name(), stream = %failed.stream_id(),
+                version = %failed.version(), attempts, error = %source, "handler failed; retrying");
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
         }

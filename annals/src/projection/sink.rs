@@ -3,11 +3,12 @@
 
 use async_trait::async_trait;
 
-use crate::decode::{CorruptEvents, UnknownEvents};
+use crate::decode::{CorruptEvents, EventDecodeError, UnknownEvents};
 use crate::envelope::Envelope;
 use crate::error::StoreError;
 use crate::event::Event;
-use crate::stream::Checkpoint;
+use crate::record::RecordedEvent;
+use crate::stream::{Checkpoint, Position, StreamId, Version};
 use crate::subscription::Filter;
 
 use super::HandlerError;
@@ -24,8 +25,9 @@ use super::HandlerError;
 /// The store is the runner's, `S`; a sink for one backend implements `ProjectionSink<ThatStore>`.
 #[async_trait]
 pub trait ProjectionSink<S: ?Sized>: Send + Sync {
-    /// The event enum the sink decodes.
-    type Event: Event;
+    /// What the sink receives of each event: an [`Envelope`] of the event enum it decodes, or
+    /// the [`RecordedEvent`] as stored (for a sink that passes stored events on unchanged).
+    type Item: SinkItem;
 
     /// The name its checkpoint and its lease are stored under.
     fn name(&self) -> &str;
@@ -62,7 +64,7 @@ pub trait ProjectionSink<S: ?Sized>: Send + Sync {
     async fn handle_batch(
         &mut self,
         store: &S,
-        batch: Batch<'_, Self::Event>,
+        batch: Batch<'_, Self::Item>,
     ) -> Result<(), SinkError>;
 
     /// Clears the read model and stores the start of the log as the checkpoint, so the next
@@ -73,14 +75,88 @@ pub trait ProjectionSink<S: ?Sized>: Send + Sync {
 /// One batch for a [`ProjectionSink`]: events in log order and the checkpoint to move.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Batch<'a, E> {
-    /// The decoded events, in log order.
-    pub events: &'a [Envelope<E>],
+pub struct Batch<'a, I> {
+    /// The events, in log order.
+    pub events: &'a [I],
     /// The checkpoint the batch starts from, as stored (`None`: none is stored yet).
     pub from: Option<Checkpoint>,
     /// The checkpoint to store once the batch is handled: after its last event, or further
     /// when events after it were filtered out.
     pub to: Checkpoint,
+}
+
+/// An event as a [`ProjectionSink`] receives it: made from the stored event (the events a sink
+/// skips give `Ok(None)`), and naming its place in the log.
+pub trait SinkItem: Sized + Send + Sync + 'static {
+    /// The item of `recorded`: `Ok(None)` for an event to skip (see [`UnknownEvents`]).
+    fn from_recorded(
+        recorded: RecordedEvent,
+        unknown: UnknownEvents,
+    ) -> Result<Option<Self>, EventDecodeError>;
+
+    /// The stream the event belongs to.
+    fn stream_id(&self) -> &StreamId;
+
+    /// Its version in the stream.
+    fn version(&self) -> Version;
+
+    /// Its position in the global log.
+    fn position(&self) -> Position;
+
+    /// The reader's checkpoint just after it.
+    fn checkpoint(&self) -> Checkpoint;
+}
+
+/// Decoded through the event enum's upcaster chain.
+impl<E: Event> SinkItem for Envelope<E> {
+    fn from_recorded(
+        recorded: RecordedEvent,
+        unknown: UnknownEvents,
+    ) -> Result<Option<Self>, EventDecodeError> {
+        recorded.into_envelope(unknown)
+    }
+
+    fn stream_id(&self) -> &StreamId {
+        &self.stream_id
+    }
+
+    fn version(&self) -> Version {
+        self.version
+    }
+
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Envelope::checkpoint(self)
+    }
+}
+
+/// As stored, body and metadata untouched; nothing is skipped.
+impl SinkItem for RecordedEvent {
+    fn from_recorded(
+        recorded: RecordedEvent,
+        _unknown: UnknownEvents,
+    ) -> Result<Option<Self>, EventDecodeError> {
+        Ok(Some(recorded))
+    }
+
+    fn stream_id(&self) -> &StreamId {
+        &self.stream_id
+    }
+
+    fn version(&self) -> Version {
+        self.version
+    }
+
+    fn position(&self) -> Position {
+        self.position
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        RecordedEvent::checkpoint(self)
+    }
 }
 
 /// Why a [`ProjectionSink`] did not commit a whole batch.
