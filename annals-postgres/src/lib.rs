@@ -159,6 +159,7 @@ mod error;
 mod lease;
 mod migrate;
 mod notify;
+mod prepared;
 mod projection;
 mod rows;
 mod sql;
