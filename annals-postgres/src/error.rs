@@ -117,6 +117,18 @@ pub(crate) fn classify(stream: &StreamId, error: tokio_postgres::Error) -> Appen
     AppendFailure::Error(PgError::from(error).into())
 }
 
+/// A failed write to `stream` other than an append's (a snapshot) as the core's error: a value
+/// PostgreSQL cannot hold is [`StoreError::Rejected`].
+pub(crate) fn refused_write(stream: &StreamId, error: PgError) -> StoreError {
+    match error {
+        PgError::Database(error) => match classify(stream, error) {
+            AppendFailure::Error(error) => error,
+            AppendFailure::EventIdStored => StoreError::backend("unexpected duplicate event id"),
+        },
+        other => other.into(),
+    }
+}
+
 /// Why PostgreSQL refused a value, if the error is about the data rather than the backend:
 /// SQLSTATE class 22 (data exception, e.g. 22P05 untranslatable character, 22021 invalid byte
 /// sequence) or 54 (program limit exceeded, e.g. a JSON value too large).

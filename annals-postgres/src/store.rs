@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use annals::{
-    AppendResult, Checkpoint, EventStore, HeldTurn, Lease, Payload, RecordedEvent, ReplayedEvent,
-    Snapshot, StoreError, StreamAppend, StreamId, Version,
+    AppendResult, Checkpoint, EventStore, HeldTurn, Lease, RecordedEvent, ReplayedEvent, Snapshot,
+    StoreError, StreamAppend, StreamId, Version,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -20,15 +20,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Socket};
 use uuid::Uuid;
 
+// Where the projection runner finds it.
+pub(crate) use crate::checkpoint::save_checkpoint_over;
 use crate::config::{with_planner_settings, PgConfig};
-use crate::error::{classify, AppendFailure, PgError};
+use crate::error::{refused_write, PgError};
 use crate::lease;
 use crate::migrate;
 use crate::notify::{Announcer, Listen, ListenWith, Notifier};
 use crate::prepared::{Frequent, PreparedStatements};
 use crate::rows::{
-    checkpoint_of, page_of, recorded_event, replayed_event, schema_version, signed, unsigned,
-    JsonText,
+    checkpoint_of, events_of, page_of, replayed_event, signed, snapshot_of, unsigned,
 };
 use crate::sql::Statements;
 
@@ -47,6 +48,7 @@ pub struct PgEventStore {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The parts of a store, shared by its clones.
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) config: PgConfig,
@@ -232,27 +234,6 @@ impl PgEventStore {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.inner.pool.get().await.map_err(PgError::from)?)
     }
-
-    async fn read_events(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        stream: Option<&StreamId>,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = self.query(sql, params).await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match recorded_event(row, stream) {
-                Ok(event) => events.push(event),
-                // The events before an unreadable one make a short page; the next read starts
-                // at it and names it, so the error is always the first one after the caller's
-                // place and a reader can skip exactly that event.
-                Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => break,
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(events)
-    }
 }
 
 /// A `LIMIT` parameter.
@@ -279,12 +260,10 @@ impl EventStore for PgEventStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.read_events(
-            &self.inner.sql.read_stream,
-            &[&stream.as_str(), &signed(from.0), &self::limit(limit)],
-            Some(stream),
-        )
-        .await
+        let params: [&(dyn ToSql + Sync); 3] =
+            [&stream.as_str(), &signed(from.0), &self::limit(limit)];
+        let rows = self.query(&self.inner.sql.read_stream, &params).await?;
+        events_of(&rows, Some(stream))
     }
 
     /// Streams the rows: each is handed to `visit` as it arrives, while the server still
@@ -374,10 +353,8 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_event(&self, event_id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
-        Ok(self
-            .read_events(&self.inner.sql.read_event, &[&event_id], None)
-            .await?
-            .pop())
+        let rows = self.query(&self.inner.sql.read_event, &[&event_id]).await?;
+        Ok(events_of(&rows, None)?.pop())
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
@@ -400,15 +377,7 @@ impl EventStore for PgEventStore {
             ],
         )
         .await
-        .map_err(|error| match error {
-            PgError::Database(error) => match classify(&snapshot.stream_id, error) {
-                AppendFailure::Error(error) => error,
-                AppendFailure::EventIdStored => {
-                    StoreError::backend("unexpected duplicate event id")
-                }
-            },
-            other => other.into(),
-        })?;
+        .map_err(|error| refused_write(&snapshot.stream_id, error))?;
         Ok(())
     }
 
@@ -419,18 +388,7 @@ impl EventStore for PgEventStore {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let decode = |row: &tokio_postgres::Row| -> Result<Snapshot, PgError> {
-            let JsonText(state) = row.try_get(2)?;
-            Ok(Snapshot {
-                stream_id: stream.clone(),
-                version: Version(unsigned(row.try_get(0)?, "snapshot version")?),
-                snapshot_version: schema_version(row.try_get(1)?)?,
-                state: Payload::from_json(state)
-                    .map_err(|e| PgError::decode("snapshot state", e))?,
-                taken_at: row.try_get(3)?,
-            })
-        };
-        Ok(Some(decode(row)?))
+        Ok(Some(snapshot_of(row, stream)?))
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, StoreError> {
@@ -496,36 +454,4 @@ impl EventStore for PgEventStore {
     ) -> Result<bool, StoreError> {
         PgEventStore::wait_for_events(self, after, timeout).await
     }
-}
-
-/// Saves `checkpoint` under `name` through `client` if the stored one is `expected`; `false`
-/// when another is stored. In a transaction, the row stays locked until it ends, so a second
-/// saver waits and then finds the checkpoint moved.
-pub(crate) async fn save_checkpoint_over<C: deadpool_postgres::GenericClient + Sync>(
-    client: &C,
-    sql: &Statements,
-    name: &str,
-    expected: Option<Checkpoint>,
-    checkpoint: Checkpoint,
-) -> Result<bool, tokio_postgres::Error> {
-    let (commit, position) = (signed(checkpoint.commit), signed(checkpoint.position.0));
-    let rows = match expected {
-        None => {
-            let statement = client.prepare_cached(&sql.save_first_checkpoint).await?;
-            client
-                .query(&statement, &[&name, &commit, &position])
-                .await?
-        }
-        Some(old) => {
-            let statement = client.prepare_cached(&sql.save_checkpoint_over).await?;
-            let (old_commit, old_position) = (signed(old.commit), signed(old.position.0));
-            client
-                .query(
-                    &statement,
-                    &[&name, &commit, &position, &old_commit, &old_position],
-                )
-                .await?
-        }
-    };
-    Ok(!rows.is_empty())
 }
