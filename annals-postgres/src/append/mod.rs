@@ -270,7 +270,7 @@ fn lock_order(encoded: &[EncodedAppend<'_>]) -> Vec<usize> {
 /// Takes the advisory locks of every stream of an append, in lock order, before the
 /// transaction writes anything: a transaction id taken while waiting for a later stream's turn
 /// could be older than the one of the writer it waits for, and the global log's order would no
-/// longer follow each stream's versions (see [`crate::sql`]).
+/// longer follow each stream's versions (see [`general`]).
 async fn take_turns<C: GenericClient + Sync>(
     client: &C,
     sql: &AppendStatements,
