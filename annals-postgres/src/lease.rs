@@ -22,10 +22,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 use uuid::Uuid;
 
-use crate::append::{self, Failed};
-use crate::error::PgError;
+use crate::append;
+use crate::error::{AppendFailure, PgError};
 use crate::rows::{recorded_event, replayed_event, signed};
-use crate::store::{Hot, PgEventStore};
+use crate::{prepared::Frequent, store::PgEventStore};
 
 /// The hash seed of stream turns: the key `stream_turn` and every append take.
 const TURN_SEED: i64 = 0;
@@ -192,7 +192,7 @@ impl HeldTurn for PgTurn {
         let Some(client) = self.client.as_ref() else {
             return Err(self.released());
         };
-        let statement = self.store.hot_statement(client, Hot::Replay).await?;
+        let statement = self.store.prepared(client, Frequent::Replay).await?;
         let (lock_statement, _) = turn_statements(&self.store, client).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let stream = self.stream.as_str();
@@ -273,13 +273,13 @@ impl HeldTurn for PgTurn {
                 StoreError::backend("the store returned no result for a one-stream append")
             });
         }
-        let hot = Hot::Lean(encoded[0].numbering(), encoded[0].is_one());
-        let statement = store.hot_statement(&client, hot).await?;
+        let hot = Frequent::Insert(encoded[0].insert_statement());
+        let statement = store.prepared(&client, hot).await?;
         let (lock_statement, unlock_statement) = turn_statements(&store, &client).await?;
         let key = self.stream.as_str();
         let (locked, written, unlocked) = futures_util::future::join3(
             lock(&lock_statement, &self.stream, &client, self.locked),
-            append::fast_written(&**client, &statement, &encoded[0]),
+            append::insert::run(&**client, &statement, &encoded[0]),
             client.query_one(&unlock_statement, &[&key, &TURN_SEED]),
         )
         .await;
@@ -299,13 +299,13 @@ impl HeldTurn for PgTurn {
                 store.announce(&[result]);
                 Ok(result)
             }
-            Ok(None) | Err(Failed::DuplicateId) => {
+            Ok(None) | Err(AppendFailure::EventIdStored) => {
                 let mut results = store.append_on(&mut client, &appends).await?;
                 results.pop().ok_or_else(|| {
                     StoreError::backend("the store returned no result for a one-stream append")
                 })
             }
-            Err(Failed::Store(error)) => Err(error),
+            Err(AppendFailure::Error(error)) => Err(error),
         }
     }
 

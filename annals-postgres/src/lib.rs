@@ -81,8 +81,8 @@
 //! stream is further along. Concurrent appends
 //! to one stream queue on its lock; appends to different streams never wait for each other.
 //! When the statement writes nothing, reads a stale version (it fails on that key) or meets a
-//! stored event id, a slow path tells an exact retry (which returns
-//! the stored result), a reused id ([`StoreError::DuplicateEventId`](annals::StoreError))
+//! stored event id, the append is decided again under the streams' locks, which tells an
+//! exact retry (which returns the stored result), a reused id ([`StoreError::DuplicateEventId`](annals::StoreError))
 //! and a conflict (with the stream's actual version) apart. An append across streams runs the
 //! statements in one transaction. A value PostgreSQL cannot hold (a NUL character in an
 //! event type) is [`StoreError::Rejected`](annals::StoreError).
@@ -154,11 +154,13 @@
 //! - `testing`: the `testing` module, a throwaway cluster and a fresh store per test.
 
 mod append;
+mod checkpoint;
 mod config;
 mod error;
 mod lease;
 mod migrate;
 mod notify;
+mod prepared;
 mod projection;
 mod rows;
 mod sql;

@@ -1,6 +1,7 @@
 //! Wake-ups for readers of the global log: a listener task on a dedicated connection
 //! `LISTEN`s to the schema's channel, which appends notify (right after they commit, coalesced
-//! by an [`Announcer`], or inside their transaction; see [`crate::Notifications`]).
+//! by an [`Announcer`], or inside their transaction; see [`crate::Notifications`]), and
+//! [`PgEventStore::wait_for_events`] waits on it.
 //!
 //! Notifications only wake readers; they carry nothing a reader relies on. A reader checks the
 //! log itself, and polls as a fallback, because a notification can be lost (the listener's
@@ -13,10 +14,111 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
+use annals::{AppendResult, Checkpoint, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Socket};
+
+use crate::config::Notifications;
+use crate::error::PgError;
+use crate::rows::signed;
+use crate::store::PgEventStore;
+
+impl PgEventStore {
+    /// Waits until events after `after` may be readable in the global log, or `timeout`
+    /// passes.
+    ///
+    /// Returns `true` at once when events after `after` are visible to
+    /// [`read_all`](annals::EventStore::read_all), and otherwise as soon as a notification
+    /// arrives (an append committed, or the listener reconnected and may have missed one): read
+    /// the log then. Returns `false` when the timeout passes with nothing new. Notifications
+    /// are only a wake-up: the log is also polled every
+    /// [`PgConfig::poll_interval`](crate::PgConfig::poll_interval), so a lost notification
+    /// delays a reader at most that long. The listener starts on the first call, on its own
+    /// connection.
+    pub async fn wait_for_events(
+        &self,
+        after: Checkpoint,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + timeout;
+        let poll_interval = self.inner.config.poll_interval;
+        let mut wakeups = self.inner.notifier.subscribe();
+        if let Some(receiver) = wakeups.as_mut() {
+            // A notification sent before the listener listens is lost: wait for it (a
+            // little), then check the log.
+            let ready = deadline.min(Instant::now() + poll_interval);
+            let _ = tokio::time::timeout_at(ready, receiver.wait_for(|s| s.listening)).await;
+            receiver.borrow_and_update();
+        }
+        loop {
+            if self.events_visible(after).await? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let tick = deadline.min(now + poll_interval);
+            match wakeups.as_mut() {
+                Some(receiver) => {
+                    tokio::select! {
+                        changed = receiver.changed() => {
+                            if changed.is_ok() {
+                                return Ok(true);
+                            }
+                            tokio::time::sleep_until(tick).await;
+                        }
+                        () = tokio::time::sleep_until(tick) => {}
+                    }
+                }
+                None => tokio::time::sleep_until(tick).await,
+            }
+        }
+    }
+
+    /// Whether events after `after` are visible in the global log.
+    async fn events_visible(&self, after: Checkpoint) -> Result<bool, StoreError> {
+        let rows = self
+            .query(
+                &self.inner.sql.visible_after,
+                &[&after.commit.to_string(), &signed(after.position.0)],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| {
+            StoreError::backend("internal error: the visibility check returned no row")
+        })?;
+        Ok(row.try_get(0).map_err(PgError::from)?)
+    }
+
+    /// Wakes this store's waiting readers, and other processes' when notifications are sent
+    /// after commit, if `results` wrote events.
+    pub(crate) fn announce(&self, results: &[AppendResult]) {
+        if results.iter().any(|r| r.written) {
+            let inner = &*self.inner;
+            inner.notifier.wake_local();
+            if inner.config.notifications == Notifications::AfterCommit {
+                inner.announcer.request(&inner.pool, &inner.channel);
+            }
+        }
+    }
+
+    /// Whether appends notify inside their transaction.
+    pub(crate) fn notifies_in_transaction(&self) -> bool {
+        self.inner.config.notifications == Notifications::InTransaction
+    }
+
+    /// The channel an append on a pooled connection notifies inside its transaction, if it
+    /// does: `None` when readers are notified after it commits.
+    pub(crate) fn in_transaction_channel(&self) -> Option<&str> {
+        match self.inner.config.notifications {
+            Notifications::InTransaction => Some(self.inner.channel.as_str()),
+            Notifications::AfterCommit => None,
+        }
+    }
+}
 
 /// What waiters watch.
 #[derive(Debug, Clone, Copy, Default)]

@@ -5,7 +5,8 @@
 use std::time::SystemTime;
 
 use annals::{
-    Metadata, Payload, Position, RecordedEvent, ReplayedEvent, StoreError, StreamId, Version,
+    Checkpoint, Metadata, Payload, Position, RecordedEvent, ReplayedEvent, Snapshot, StoreError,
+    StreamId, Version,
 };
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Row;
@@ -114,4 +115,71 @@ pub(crate) fn replayed_event(row: &Row) -> Result<ReplayedEvent<'_>, PgError> {
 pub(crate) fn schema_version(value: i32) -> Result<u32, PgError> {
     u32::try_from(value)
         .map_err(|_| PgError::decode("schema version", format!("negative value {value}")))
+}
+
+/// The events of a page of the global log ([`crate::sql`]'s `read_all`) and whether events
+/// after it are held back. An empty page is one row of NULL event columns. As in
+/// [`events_of`], an unreadable event ends the page before it, and is the error when it comes
+/// first.
+pub(crate) fn page_of(rows: &[Row]) -> Result<(Vec<RecordedEvent>, bool), StoreError> {
+    let mut held_back = false;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        held_back = row.try_get(10).map_err(PgError::from)?;
+        if row
+            .try_get::<_, Option<Uuid>>(0)
+            .map_err(PgError::from)?
+            .is_none()
+        {
+            continue;
+        }
+        match recorded_event(row, None) {
+            Ok(event) => events.push(event),
+            // A short page, returned at once: the next read starts at the unreadable event.
+            Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => {
+                return Ok((events, false))
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok((events, held_back))
+}
+
+/// A `(commit, position)` row.
+pub(crate) fn checkpoint_of(row: &Row) -> Result<Checkpoint, PgError> {
+    Ok(Checkpoint {
+        commit: unsigned(row.try_get(0)?, "checkpoint commit")?,
+        position: Position(unsigned(row.try_get(1)?, "checkpoint position")?),
+    })
+}
+
+/// The events of a stream read or an event lookup. `stream` is as in [`recorded_event`].
+pub(crate) fn events_of(
+    rows: &[Row],
+    stream: Option<&StreamId>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        match recorded_event(row, stream) {
+            Ok(event) => events.push(event),
+            // The events before an unreadable one make a short page; the next read starts
+            // at it and names it, so the error is always the first one after the caller's
+            // place and a reader can skip exactly that event.
+            Err(StoreError::CorruptEvent { .. }) if !events.is_empty() => break,
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(events)
+}
+
+/// A `(version, snapshot_version, state, taken_at)` row: the snapshot of `stream`.
+pub(crate) fn snapshot_of(row: &Row, stream: &StreamId) -> Result<Snapshot, PgError> {
+    let JsonText(state) = row.try_get(2)?;
+    Ok(Snapshot {
+        stream_id: stream.clone(),
+        version: Version(unsigned(row.try_get(0)?, "snapshot version")?),
+        snapshot_version: schema_version(row.try_get(1)?)?,
+        state: Payload::from_json(state).map_err(|e| PgError::decode("snapshot state", e))?,
+        taken_at: row.try_get(3)?,
+    })
 }

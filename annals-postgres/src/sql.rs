@@ -1,8 +1,12 @@
-//! The SQL text of every statement the store prepares.
+//! The SQL text of the statements the store prepares, built once per store: reads,
+//! snapshots, checkpoints and session locks here; the append's statements are in
+//! [`crate::append`], each beside its parameters and its rows.
 //!
 //! The validated, quoted schema name is the only thing ever written into this text; every
 //! value (stream ids, payloads, versions, checkpoints, the notification channel) is a bound
 //! parameter.
+
+use crate::append::AppendStatements;
 
 /// The columns every event read selects, in the order [`crate::rows`] decodes them.
 ///
@@ -12,32 +16,17 @@ const EVENT_COLUMNS: &str =
     "event_id, stream_id, version, position, tx_id::text::int8 AS commit_id, \
      event_type, schema_version, payload, metadata, recorded_at";
 
-/// The codes of [`annals::ExpectedVersion`]'s forms, as the append statement takes them.
-pub(crate) const EXPECT_ANY: i32 = 0;
-pub(crate) const EXPECT_NO_STREAM: i32 = 1;
-pub(crate) const EXPECT_STREAM_EXISTS: i32 = 2;
-pub(crate) const EXPECT_EXACT: i32 = 3;
-
 /// The statements of one schema.
 #[derive(Debug)]
-pub(crate) struct Sql {
-    pub(crate) append: String,
-    /// The lean appends ([`lean_append`]) of one stream in its own transaction, at least one
-    /// event, notifications after commit: the common case. Indexed by [`Numbering`], then by
-    /// whether the append has exactly one event.
-    pub(crate) lean: [[String; 2]; 2],
+pub(crate) struct Statements {
+    /// The append's statements.
+    pub(crate) append: AppendStatements,
     pub(crate) stream_version: String,
-    /// The versions of several streams, in the order given.
-    pub(crate) stream_versions: String,
-    pub(crate) events_by_id: String,
     pub(crate) read_stream: String,
     pub(crate) replay_stream: String,
     pub(crate) read_all: String,
     pub(crate) visible_after: String,
     pub(crate) log_head: String,
-    /// Whether the current transaction may append without a reader skipping its events: it
-    /// has no transaction id yet, or it already holds readers back ([`horizon`]).
-    pub(crate) may_append_in: String,
     pub(crate) read_event: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
@@ -51,34 +40,20 @@ pub(crate) struct Sql {
     /// a stream's turn held across statements (seed 0, the key `stream_turn` takes), or a
     /// projection's lease (seed 1).
     pub(crate) lock_session: String,
-    /// Releases the lock [`Sql::lock_session`] took.
+    /// Releases the lock [`Statements::lock_session`] took.
     pub(crate) unlock_session: String,
-    /// The advisory locks of several streams, taken in the given order before a multi-stream
-    /// append writes anything.
-    pub(crate) lock_streams: String,
 }
 
-impl Sql {
+impl Statements {
     /// The statements of `schema`, which must have been validated.
     pub(crate) fn new(schema: &str) -> Self {
         let s = format!("\"{schema}\"");
-        Sql {
-            append: append(&s),
-            lean: [Numbering::Read, Numbering::Expected]
-                .map(|numbering| [false, true].map(|one| lean_append(&s, numbering, one))),
+        Statements {
+            append: AppendStatements::new(&s),
             // A stream's version is its last event's; no row for a stream with no event.
             stream_version: format!(
                 "SELECT version FROM {s}.events WHERE stream_id = $1::text \
                  ORDER BY version DESC LIMIT 1"
-            ),
-            stream_versions: format!(
-                "SELECT coalesce((SELECT version FROM {s}.events AS last \
-                 WHERE last.stream_id = s.stream_id ORDER BY last.version DESC LIMIT 1), 0) \
-                 FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n"
-            ),
-            events_by_id: format!(
-                "SELECT event_id, stream_id, version, position FROM {s}.events \
-                 WHERE event_id = ANY($1::uuid[])"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
@@ -123,12 +98,6 @@ impl Sql {
                  FROM horizon",
                 horizon = horizon(&s),
             ),
-            may_append_in: format!(
-                "SELECT pg_current_xact_id_if_assigned() IS NULL OR EXISTS (SELECT 1 FROM pg_locks \
-                 WHERE pid = pg_backend_pid() AND locktype = 'relation' \
-                   AND relation IN ('{s}.events'::regclass, '{s}.checkpoints'::regclass) \
-                   AND mode NOT IN ('AccessShareLock', 'RowShareLock'))"
-            ),
             log_head: format!(
                 "SELECT tx_id::text::int8 AS commit_id, position FROM {s}.events \
                  ORDER BY events.tx_id DESC, events.position DESC LIMIT 1"
@@ -163,10 +132,6 @@ impl Sql {
             lock_session: "SELECT pg_advisory_lock(hashtextextended($1::text, $2::int8))".to_owned(),
             unlock_session: "SELECT pg_advisory_unlock(hashtextextended($1::text, $2::int8))"
                 .to_owned(),
-            lock_streams: format!(
-                "SELECT {} FROM unnest($1::text[]) WITH ORDINALITY AS s(stream_id, n) ORDER BY n",
-                take_turn("stream_id")
-            ),
             load_checkpoint: format!(
                 "SELECT commit, position FROM {s}.checkpoints WHERE name = $1::text"
             ),
@@ -220,171 +185,5 @@ fn horizon(s: &str) -> String {
                pg_snapshot_xmax(snapshot.snap)) \
            END AS tx \
            FROM snapshot)"
-    )
-}
-
-/// Where a lean append numbers its events from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Numbering {
-    /// From the version the stream's turn reads (`stream_turn`, migration 2): any expected
-    /// version.
-    Read = 0,
-    /// From the expected version itself (`$3`): an exact expected version or no stream. The
-    /// statement reads no version; it only checks that the expected one is stored.
-    Expected = 1,
-}
-
-impl Numbering {
-    /// The lean statement that serves an append expecting `kind` (one of the `EXPECT_` codes).
-    pub(crate) fn of(kind: i32) -> Self {
-        match kind {
-            EXPECT_EXACT | EXPECT_NO_STREAM => Numbering::Expected,
-            _ => Numbering::Read,
-        }
-    }
-}
-
-/// The common append, leaner than [`append`]: one `INSERT` of the events, numbered as
-/// `numbering` says, after the stream's turn is taken. With `one`, it returns the event's row
-/// (version, position), or none when the expected version does not match; with more events,
-/// one summary row (the count written, the first and last version, the last position), with
-/// a count of 0 when the expected version does not match. On no match the caller takes the
-/// slow path, which runs [`append`] to learn why. It needs at least one event (no
-/// rows would be ambiguous) and sends no notification. The parameters are [`append`]'s first
-/// eight; with `one`, each event column is a plain value instead of a one-element array, so
-/// neither side builds or takes apart an array.
-///
-/// [`Numbering::Read`] numbers from the version `stream_turn` reads after the wait, and keeps
-/// the rows only when it matches the expected version.
-///
-/// [`Numbering::Expected`] takes the turn (the same advisory lock, so transaction ids still
-/// follow each stream's version order) and numbers from the expected version `$3` (0 for no
-/// stream), with no version read: it writes only when an event at version `$3` is stored (or
-/// `$3` is 0), and the `(stream_id, version)` key refuses the first event when the stream is
-/// further along. The check and the key together admit exactly the appends whose expected
-/// version is the stream's. Under a conflict it falls to the slow path more often than
-/// [`Numbering::Read`] (a writer that waited for the turn checks with a snapshot from before
-/// the wait), but an uncontended append, nearly every one, costs an index probe instead of a
-/// PL/pgSQL call and a version read: 18% more appends per second with pgbench (one client).
-fn lean_append(s: &str, numbering: Numbering, one: bool) -> String {
-    let (turn, base, check) = match numbering {
-        Numbering::Read => (
-            format!("current AS MATERIALIZED (SELECT {s}.stream_turn($1::text) AS version)"),
-            "current.version",
-            expected_matches("current.version"),
-        ),
-        Numbering::Expected => (
-            format!("current AS MATERIALIZED (SELECT {})", take_turn("$1::text")),
-            "$3::int8",
-            format!(
-                "$2::int4 IN ({EXPECT_EXACT}, {EXPECT_NO_STREAM}) AND ($3::int8 = 0 OR EXISTS \
-                 (SELECT 1 FROM {s}.events AS at WHERE at.stream_id = $1::text \
-                  AND at.version = $3::int8))"
-            ),
-        ),
-    };
-    let (columns, events, order) = if one {
-        (
-            format!("{base} + 1, $4::uuid, $5::text, $6::int4, $7::text::json, $8::text::json"),
-            "",
-            "",
-        )
-    } else {
-        (
-            format!(
-                "{base} + e.ord, e.event_id, e.event_type, e.schema_version, \
-                 e.payload::json, e.metadata::json"
-            ),
-            ", unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[]) \
-             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)",
-            "ORDER BY e.ord",
-        )
-    };
-    let insert = format!(
-        "INSERT INTO {s}.events \
-             (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
-         SELECT $1::text, {columns} FROM current{events} WHERE {check} {order} \
-         RETURNING version, position"
-    );
-    if one {
-        format!("WITH {turn} {insert}")
-    } else {
-        // One summary row instead of a row per event: a hundred rows cost the server more
-        // to send, and the client more to take apart, than the rest of its side of the append.
-        format!(
-            "WITH {turn}, written AS ({insert}) \
-             SELECT count(*), min(version), max(version), max(position) FROM written"
-        )
-    }
-}
-
-/// Takes the turn of the stream whose id is the SQL expression `stream`: the transaction-level
-/// advisory lock keyed by the id's hash, the one migration 2's `stream_turn` takes too.
-fn take_turn(stream: &str) -> String {
-    format!("pg_advisory_xact_lock(hashtextextended({stream}, 0))")
-}
-
-/// Whether `version` matches the expected version: `$2` is the form's code, `$3` the exact
-/// version.
-fn expected_matches(version: &str) -> String {
-    format!(
-        "CASE $2::int4 \
-             WHEN {EXPECT_NO_STREAM} THEN {version} = 0 \
-             WHEN {EXPECT_STREAM_EXISTS} THEN {version} > 0 \
-             WHEN {EXPECT_EXACT} THEN {version} = $3::int8 \
-             ELSE true \
-         END"
-    )
-}
-
-/// The append of one stream, in one statement (one round trip):
-///
-/// 1. `current` calls the schema's `stream_turn` function (migration 2), which waits for the
-///    stream's advisory lock and then reads the stream's version (its last event's, 0 for none)
-///    in a statement of its own, so with a snapshot taken after the wait: a writer that queued
-///    behind another one reads the version that one committed. Taking the lock costs no
-///    transaction id, so a writer that waited for another gets its id only after that one
-///    committed: transaction ids, and so the global log's `(tx_id, position)` order, follow
-///    each stream's version order. Every append of a stream takes this lock, so appends to one
-///    stream queue, and appends to different streams never wait for each other.
-/// 2. `ok` holds that version only if it matches the expected version (`$2` is the form's
-///    code, `$3` the exact version);
-/// 3. `inserted` writes the events from the parameter arrays, numbered after the version read;
-/// 4. `notified` sends a notification on the schema's channel, delivered at commit, when `$9`
-///    names the channel ([`Notifications::InTransaction`](crate::Notifications)); with `NULL`
-///    the append takes no notification lock.
-///
-/// The `(stream_id, version)` key stays the final arbiter: should the version read ever be
-/// stale (in a caller's REPEATABLE READ transaction, whose snapshot predates the wait), the
-/// first event collides with a stored one and the statement fails with nothing written; that,
-/// like a version that does not match, sends the append to the slow path ([`crate::append`]).
-///
-/// The result row: the version read, whether it matched, and the last position written (NULL
-/// when nothing was written).
-fn append(s: &str) -> String {
-    let matches = expected_matches("version");
-    format!(
-        "WITH current AS MATERIALIZED (
-    SELECT {s}.stream_turn($1::text) AS version
-), ok AS MATERIALIZED (
-    SELECT version FROM current WHERE {matches}
-), inserted AS (
-    INSERT INTO {s}.events (stream_id, version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1::text, ok.version + e.ord,
-           e.event_id, e.event_type, e.schema_version, e.payload::json, e.metadata::json
-    FROM ok,
-         unnest($4::uuid[], $5::text[], $6::int4[], $7::text[], $8::text[])
-             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-    ORDER BY e.ord
-    RETURNING position
-), notified AS (
-    SELECT pg_notify($9::text, $1::text) FROM (SELECT 1 FROM inserted LIMIT 1) AS written
-    WHERE $9::text IS NOT NULL
-)
-SELECT current.version AS current_version,
-       EXISTS (SELECT 1 FROM ok) AS matched,
-       (SELECT max(position) FROM inserted) AS last_position,
-       EXISTS (SELECT 1 FROM notified) AS notified
-FROM current"
     )
 }
