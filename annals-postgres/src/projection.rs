@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use tokio_postgres::Transaction;
 
 use crate::error::PgError;
-use crate::store::{save_checkpoint_over, PgEventStore};
+use crate::checkpoint::save_checkpoint_over;
+use crate::store::PgEventStore;
 
 /// A projection whose read model lives in PostgreSQL, written through the transaction the
 /// [`PgProjectionRunner`] hands it.

@@ -21,7 +21,7 @@ use tokio_postgres::{NoTls, Socket};
 use uuid::Uuid;
 
 // Where the projection runner finds it.
-pub(crate) use crate::checkpoint::save_checkpoint_over;
+use crate::checkpoint::save_checkpoint_over;
 use crate::config::{with_planner_settings, PgConfig};
 use crate::error::{refused_write, PgError};
 use crate::lease;
