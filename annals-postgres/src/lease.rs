@@ -260,11 +260,11 @@ impl HeldTurn for PgTurn {
             events,
         }];
         let encoded = append::encode(&appends)?;
-        let lean = !store.notifies_in_transaction() && encoded.len() == 1 && encoded[0].writes();
+        let shape = append::AppendShape::of(&encoded, store.in_transaction_channel());
         let Some(mut client) = self.client.take() else {
             return Err(self.released());
         };
-        if !lean {
+        let append::AppendShape::InsertOnly(insert) = shape else {
             if self.locked {
                 client = unlock(&store, &self.stream, client).await?;
             }
@@ -272,9 +272,8 @@ impl HeldTurn for PgTurn {
             return results.pop().ok_or_else(|| {
                 StoreError::backend("the store returned no result for a one-stream append")
             });
-        }
-        let hot = Frequent::Insert(encoded[0].insert_statement());
-        let statement = store.prepared(&client, hot).await?;
+        };
+        let statement = store.prepared(&client, Frequent::Insert(insert)).await?;
         let (lock_statement, unlock_statement) = turn_statements(&store, &client).await?;
         let key = self.stream.as_str();
         let (locked, written, unlocked) = futures_util::future::join3(

@@ -105,11 +105,6 @@ impl PgEventStore {
         }
     }
 
-    /// Whether appends notify inside their transaction.
-    pub(crate) fn notifies_in_transaction(&self) -> bool {
-        self.inner.config.notifications == Notifications::InTransaction
-    }
-
     /// The channel an append on a pooled connection notifies inside its transaction, if it
     /// does: `None` when readers are notified after it commits.
     pub(crate) fn in_transaction_channel(&self) -> Option<&str> {

@@ -14,8 +14,8 @@ use annals::{
 use async_trait::async_trait;
 use tokio_postgres::Transaction;
 
-use crate::error::PgError;
 use crate::checkpoint::save_checkpoint_over;
+use crate::error::PgError;
 use crate::store::PgEventStore;
 
 /// A projection whose read model lives in PostgreSQL, written through the transaction the

@@ -91,9 +91,11 @@ fn take_turn(stream: &str) -> String {
     format!("pg_advisory_xact_lock(hashtextextended({stream}, 0))")
 }
 
-/// Which statements serve an append, decided once, by [`AppendShape::of`].
+/// Which statements serve an append, decided once, by [`AppendShape::of`] (also for an
+/// append under a held stream turn, which sends its statement between the turn's lock and
+/// unlock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AppendShape {
+pub(crate) enum AppendShape {
     /// One stream, at least one event, in its own transaction, readers notified after it
     /// commits: the common case, one insert statement, one round trip.
     InsertOnly(InsertStatement),
@@ -108,7 +110,7 @@ enum AppendShape {
 impl AppendShape {
     /// The shape of an append of `encoded`; `channel` names the notification channel when the
     /// append notifies inside its transaction.
-    fn of(encoded: &[EncodedAppend<'_>], channel: Option<&str>) -> Self {
+    pub(crate) fn of(encoded: &[EncodedAppend<'_>], channel: Option<&str>) -> Self {
         match encoded {
             [one] if channel.is_none() && one.writes() => {
                 AppendShape::InsertOnly(one.insert_statement())
