@@ -100,6 +100,8 @@ pub enum Notifications {
 }
 
 impl Default for PgConfig {
+    /// Schema `annals`, a pool of 16 connections, reads waiting up to 1 s for transactions in
+    /// flight, a poll every second when no notification comes, notifications after commit.
     fn default() -> Self {
         PgConfig {
             schema: "annals".to_owned(),
