@@ -241,3 +241,25 @@ fn the_handle_future_is_send() {
     ));
     assert_send(Handle::handle(&account, &AdminCommand::Refund(1), &FEES));
 }
+
+#[test]
+fn each_command_is_named_by_its_variant() {
+    let commands = [
+        AccountCommand::Open {
+            owner: "ann".into(),
+        },
+        AccountCommand::Deposit(1),
+        AccountCommand::Withdraw { amount: 1 },
+        AccountCommand::Close,
+        AccountCommand::Audit("x".into(), 1),
+    ];
+    let names: Vec<_> = commands
+        .iter()
+        .map(<Account as Aggregate>::command_name)
+        .collect();
+    assert_eq!(names, ["Open", "Deposit", "Withdraw", "Close", "Audit"]);
+    assert_eq!(
+        <Account as Handle<AdminCommand>>::command_name(&AdminCommand::Refund(1)),
+        "Refund"
+    );
+}

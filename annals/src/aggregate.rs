@@ -54,6 +54,13 @@ pub trait Aggregate: Clone + Default + Send + Sync + Sized + 'static {
         None
     }
 
+    /// The name of `command`'s kind, for spans and logs: `#[derive(Command)]` names each
+    /// variant; by default, the command type's name.
+    fn command_name(command: &Self::Command) -> &'static str {
+        let _ = command;
+        std::any::type_name::<Self::Command>()
+    }
+
     /// Evolves the state by one event. Never fails: an event is a fact that already happened.
     fn apply(&mut self, event: &Self::Event);
 
@@ -72,6 +79,13 @@ pub trait Aggregate: Clone + Default + Send + Sync + Sized + 'static {
 /// Dispatches a command onto an aggregate's handler methods: `#[derive(Command)]` with
 /// `#[command(aggregate = A)]` implements it.
 pub trait Handle<C>: Aggregate {
+    /// The name of `command`'s kind (the derive gives each variant's name); by default the
+    /// command type's name. See [`Aggregate::command_name`].
+    fn command_name(command: &C) -> &'static str {
+        let _ = command;
+        std::any::type_name::<C>()
+    }
+
     /// Decides on `command`; see [`Aggregate::handle`].
     fn handle(
         &self,

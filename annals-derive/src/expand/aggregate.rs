@@ -49,6 +49,11 @@ pub(super) fn expand(input: &AggregateStruct<'_>) -> TokenStream {
             }
         }
     });
+    let command_name = quote_spanned! {command.span()=>
+        fn command_name(__command: &<Self as #private::Aggregate>::Command) -> &'static str {
+            <Self as #private::Handle<#command>>::command_name(__command)
+        }
+    };
     impl_aggregate(
         input.input,
         krate,
@@ -59,7 +64,7 @@ pub(super) fn expand(input: &AggregateStruct<'_>) -> TokenStream {
             error: &input.error,
             services: &input.services,
         },
-        quote!(#snapshots),
+        quote!(#snapshots #command_name),
         apply,
         handle,
     )

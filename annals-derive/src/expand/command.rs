@@ -62,12 +62,24 @@ pub(super) fn expand(input: &CommandEnum<'_>) -> TokenStream {
         .is_empty()
         .then(|| quote!(#[allow(unreachable_code)]));
 
+    let names = variants.iter().map(|variant| {
+        let variant_ident = variant.ident;
+        let name = syn::LitStr::new(&variant_ident.to_string(), variant_ident.span());
+        quote!(#ident::#variant_ident { .. } => #name,)
+    });
+    let (_, ty_generics, _) = input.input.generics.split_for_impl();
+    let command_name = quote! {
+        fn command_name(__command: &#ident #ty_generics) -> &'static str {
+            match *__command { #(#names)* }
+        }
+    };
     let mut tokens = impl_handle(
         input.input,
         &input.krate,
         aggregate,
         quote! { #allow },
         body,
+        command_name,
     );
     tokens.extend(signature_check(input));
     tokens
@@ -170,6 +182,7 @@ pub(super) fn fallback(input: &DeriveInput) -> TokenStream {
             &aggregate,
             TokenStream::new(),
             quote!(::core::future::pending()),
+            TokenStream::new(),
         ),
         _ => TokenStream::new(),
     }
@@ -181,6 +194,7 @@ fn impl_handle(
     aggregate: &Type,
     fn_attrs: TokenStream,
     body: TokenStream,
+    command_name: TokenStream,
 ) -> TokenStream {
     let private = quote!(#krate::__private);
     let ident = &input.ident;
@@ -188,6 +202,8 @@ fn impl_handle(
     quote! {
         #[automatically_derived]
         impl #impl_generics #private::Handle<#ident #ty_generics> for #aggregate #where_clause {
+            #command_name
+
             #fn_attrs
             fn handle(
                 &self,
