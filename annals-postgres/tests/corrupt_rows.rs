@@ -369,3 +369,25 @@ async fn projections_skip_or_stop_at_corrupt_rows_by_their_policy() {
         "the checkpoint stays before the corrupt row"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verify_gate_names_rows_the_store_cannot_read() {
+    use annals::verify::{verify, VerifyOptions};
+
+    let Log { store, bad, .. } = log_with_corrupt_rows().await;
+    let report = verify::<Entry, _>(&store, VerifyOptions::default(), |_| {})
+        .await
+        .expect("the store answers");
+    assert_eq!((report.checked, report.failed), (7, 3));
+    let named: Vec<_> = report
+        .failures
+        .iter()
+        .map(|f| (f.stream.clone(), f.version, f.position))
+        .collect();
+    let expected: Vec<_> = bad
+        .iter()
+        .map(|b| (b.stream.clone(), b.version, b.position))
+        .collect();
+    assert_eq!(named, expected);
+    assert_eq!(report.by_type[&("test.entry".to_owned(), 1)].decoded, 4);
+}

@@ -18,6 +18,7 @@ mod store;
 mod stream;
 mod subscription;
 mod turn;
+pub mod verify;
 
 #[cfg(feature = "testing")]
 pub mod testing;
