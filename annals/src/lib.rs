@@ -17,6 +17,7 @@ mod repository;
 mod store;
 mod stream;
 mod subscription;
+pub mod telemetry;
 mod turn;
 pub mod verify;
 

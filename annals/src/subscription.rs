@@ -13,6 +13,7 @@ use crate::reader::decode_batch;
 use crate::record::RecordedEvent;
 use crate::store::{EventStore, DEFAULT_BATCH_SIZE};
 use crate::stream::Checkpoint;
+use crate::telemetry::WakeupMetrics;
 
 /// How long a caught-up subscription waits for a notification before it reads the log again.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -165,6 +166,7 @@ pub struct Subscription<S> {
     poll_interval: Duration,
     stop: StopSignal,
     corrupt: CorruptEvents,
+    wakeups: WakeupMetrics,
 }
 
 impl<S: EventStore> Subscription<S> {
@@ -178,6 +180,7 @@ impl<S: EventStore> Subscription<S> {
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: StopSignal::never(),
             corrupt: CorruptEvents::default(),
+            wakeups: WakeupMetrics::new(),
         }
     }
 
@@ -235,7 +238,12 @@ impl<S: EventStore> Subscription<S> {
             }
             let mut stop = self.stop.clone();
             tokio::select! {
-                woken = self.store.wait_for_events(self.after, self.poll_interval) => { woken?; }
+                woken = self.store.wait_for_events(self.after, self.poll_interval) => {
+                    match woken? {
+                        true => self.wakeups.notified.increment(1),
+                        false => self.wakeups.polled.increment(1),
+                    }
+                }
                 () = stop.stopped() => return Ok(None),
             }
         }

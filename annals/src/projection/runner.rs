@@ -1,12 +1,16 @@
 //! [`ProjectionRunner`]: the one loop every projection runs in, whatever its sink.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::error::StoreError;
 use crate::record::RecordedEvent;
 use crate::store::{EventStore, Lease};
 use crate::stream::Checkpoint;
 use crate::subscription::{StopSignal, Subscription, DEFAULT_POLL_INTERVAL};
+use crate::telemetry::ProjectionMetrics;
 
 use super::{Batch, HandlerError, HandlerRetry, ProjectionSink, RunError, SinkError, SinkItem};
 
@@ -37,6 +41,7 @@ pub struct ProjectionRunner<S, P> {
     retry: HandlerRetry,
     /// The checkpoint stored under the projection's name, as last read or saved.
     saved: Option<Checkpoint>,
+    metrics: ProjectionMetrics,
 }
 
 /// The default number of events one batch of a projection runner holds at most: 500.
@@ -52,6 +57,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
     /// [`DEFAULT_PROJECTION_BATCH_SIZE`] events, [`DEFAULT_POLL_INTERVAL`] and the default
     /// [`HandlerRetry`].
     pub fn new(store: S, projection: P) -> Self {
+        let metrics = ProjectionMetrics::new(projection.name());
         ProjectionRunner {
             store,
             sink: projection,
@@ -59,6 +65,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
             poll_interval: DEFAULT_POLL_INTERVAL,
             retry: HandlerRetry::default(),
             saved: None,
+            metrics,
         }
     }
 
@@ -130,7 +137,10 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
                 .await
                 .map_err(|source| self.store_error(source))?;
             match batch {
-                Some(batch) => handled += self.handle_batch(batch).await?,
+                Some(batch) => {
+                    handled += self.handle_batch(batch).await?;
+                    self.record_lag(subscription.checkpoint(), head);
+                }
                 None if subscription.checkpoint() >= head => {}
                 None => {
                     // Committed events before the head wait behind a transaction in flight.
@@ -174,8 +184,15 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
                 let Some(batch) = batch else {
                     return Ok(());
                 };
+                let full = batch.len() >= self.batch_size;
                 match self.handle_batch(batch).await {
-                    Ok(_) => {}
+                    Ok(_) if full => {
+                        // More may be waiting: how much is worth one look at the head.
+                        if let Ok(head) = self.store.log_head().await {
+                            self.record_lag(subscription.checkpoint(), head);
+                        }
+                    }
+                    Ok(_) => self.record_lag(subscription.checkpoint(), subscription.checkpoint()),
                     Err(RunError::Store {
                         source: StoreError::CheckpointMoved { .. },
                         ..
@@ -284,6 +301,36 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
     /// that failed, one that committed nothing with the whole batch. Each event is tried at
     /// most `max_attempts` times.
     async fn commit(&mut self, events: Vec<P::Item>, to: Checkpoint) -> Result<u64, RunError> {
+        let span = tracing::info_span!(
+            "annals.projection.batch",
+            annals.projection = self.sink.name(),
+            annals.events = events.len(),
+            annals.checkpoint = %to,
+            annals.lag_seconds = Empty,
+        );
+        let last_recorded = events.last().map(SinkItem::recorded_at);
+        let committed = self
+            .commit_with_retries(events, to)
+            .instrument(span.clone())
+            .await?;
+        self.metrics.events.increment(committed);
+        if let Some(recorded) = last_recorded {
+            let lag = SystemTime::now()
+                .duration_since(recorded)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.metrics.lag_seconds.set(lag);
+            span.record("annals.lag_seconds", lag);
+        }
+        Ok(committed)
+    }
+
+    /// [`commit`](ProjectionRunner::commit)'s attempts.
+    async fn commit_with_retries(
+        &mut self,
+        events: Vec<P::Item>,
+        to: Checkpoint,
+    ) -> Result<u64, RunError> {
         let mut start = 0;
         let mut attempts = 0;
         let mut backoff = self.retry.initial_backoff;
@@ -308,6 +355,7 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
                     source,
                 }) => (index, committed.min(index), source),
             };
+            self.metrics.errors.increment(1);
             if committed > 0 {
                 // The events before the failing one are committed: it starts the retry, and
                 // this was its first attempt.
@@ -335,9 +383,16 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
             }
             tracing::warn!(projection = self.sink.name(), stream = %failed.stream_id(),
                 version = %failed.version(), attempts, error = %source, "handler failed; retrying");
+            self.metrics.retries.increment(1);
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
         }
+    }
+
+    /// Records how far the checkpoint `reached` is behind `head`, in positions.
+    fn record_lag(&self, reached: Checkpoint, head: Checkpoint) {
+        let behind = head.position.0.saturating_sub(reached.position.0);
+        self.metrics.lag_events.set(behind as f64);
     }
 
     fn store_error(&self, source: StoreError) -> RunError {

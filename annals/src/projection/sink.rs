@@ -1,6 +1,8 @@
 //! [`ProjectionSink`]: what a [`ProjectionRunner`](crate::ProjectionRunner) runs. The runner
 //! owns the loop; a sink says how one batch is handled and its checkpoint saved.
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 
 use crate::decode::{CorruptEvents, EventDecodeError, UnknownEvents};
@@ -105,6 +107,9 @@ pub trait SinkItem: Sized + Send + Sync + 'static {
 
     /// The reader's checkpoint just after it.
     fn checkpoint(&self) -> Checkpoint;
+
+    /// When the store recorded it.
+    fn recorded_at(&self) -> SystemTime;
 }
 
 /// Decoded through the event enum's upcaster chain.
@@ -131,6 +136,10 @@ impl<E: Event> SinkItem for Envelope<E> {
     fn checkpoint(&self) -> Checkpoint {
         Envelope::checkpoint(self)
     }
+
+    fn recorded_at(&self) -> SystemTime {
+        self.recorded_at
+    }
 }
 
 /// As stored, body and metadata untouched; nothing is skipped.
@@ -156,6 +165,10 @@ impl SinkItem for RecordedEvent {
 
     fn checkpoint(&self) -> Checkpoint {
         RecordedEvent::checkpoint(self)
+    }
+
+    fn recorded_at(&self) -> SystemTime {
+        self.recorded_at
     }
 }
 

@@ -1,12 +1,18 @@
 //! The steps of one command: find a repeat, start from a state, decide, append, and on a
 //! conflict take the stream's turn and decide again.
 
+use std::time::Instant;
+
+use tracing::field::Empty;
+use tracing::Instrument;
+
 use crate::aggregate::{Aggregate, Loaded};
 use crate::command::{idempotent_event_id, CommandContext, CommandOutcome};
 use crate::error::StoreError;
 use crate::record::{AppendResult, NewEvent};
 use crate::store::{EventStore, HeldTurn};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
+use crate::telemetry::Outcome;
 
 use super::{Repository, RepositoryError};
 
@@ -38,17 +44,46 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        let _turn = self.writers.take(id).await;
-        let mut held = None;
-        let outcome = self
-            .decide_and_append(id, &command, &context, &mut held)
-            .await;
-        if let Some(turn) = held {
-            if let Err(error) = turn.release().await {
-                tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "annals.command",
+            annals.aggregate = A::TYPE,
+            annals.stream = %id,
+            annals.command = A::command_name(&command),
+            annals.outcome = Empty,
+            annals.attempts = Empty,
+        );
+        let result = async {
+            let _turn = self.writers.take(id).await;
+            let mut held = None;
+            let outcome = self
+                .decide_and_append(id, &command, &context, &mut held)
+                .await;
+            if let Some(turn) = held {
+                if let Err(error) = turn.release().await {
+                    tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
+                }
             }
+            outcome
         }
-        outcome
+        .instrument(span.clone())
+        .await;
+        let outcome = match &result {
+            Ok(done) if done.duplicate => Outcome::Duplicate,
+            Ok(done) if done.appended > 0 => Outcome::Appended,
+            Ok(_) => Outcome::Unchanged,
+            Err(RepositoryError::Rejected(_)) => Outcome::Rejected,
+            Err(RepositoryError::TooManyConflicts { .. })
+            | Err(RepositoryError::Store(StoreError::Conflict { .. })) => Outcome::Conflict,
+            Err(_) => Outcome::Failed,
+        };
+        span.record("annals.outcome", outcome.label());
+        if let Ok(done) = &result {
+            span.record("annals.attempts", done.attempts);
+        }
+        self.metrics.command(outcome);
+        self.metrics.command_duration.record(started.elapsed());
+        result
     }
 
     /// The attempts of one command, under this process's turn of the stream; from the first
@@ -182,10 +217,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let expected = context
             .expected_version
             .unwrap_or(ExpectedVersion::Exact(decided_at));
-        match held.take() {
+        let started = Instant::now();
+        let appended = match held.take() {
             Some(turn) => turn.append_and_release(expected, new_events).await,
             None => self.store.append(id, expected, new_events).await,
-        }
+        };
+        self.metrics.append_duration.record(started.elapsed());
+        appended
     }
 
     /// After the store wrote a decision's events: applies them to the state, takes a snapshot
@@ -203,6 +241,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             loaded.state.apply(event);
         }
         loaded.version = result.stream_version;
+        self.metrics.appended.increment(events.len() as u64);
         self.maybe_snapshot(id, &loaded, before).await;
         self.cache.put(id, loaded);
         CommandOutcome {
@@ -250,6 +289,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         attempts: u32,
         actual: Version,
     ) -> Result<(), RepositoryError<A::Error>> {
+        self.metrics.conflicts.increment(1);
         if attempts >= self.retry.max_attempts {
             return Err(RepositoryError::TooManyConflicts {
                 stream: id.clone(),
@@ -258,6 +298,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             });
         }
         tracing::trace!(stream = %id, attempts, %actual, "conflict, deciding again");
+        self.metrics.retries.increment(1);
         self.hot.heat(id);
         *held = self.store.hold_turn(id).await?;
         if held.is_none() {

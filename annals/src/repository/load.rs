@@ -4,6 +4,9 @@
 use std::ops::ControlFlow;
 use std::time::SystemTime;
 
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
 use crate::aggregate::{Aggregate, Loaded};
 use crate::decode::EventDecodeError;
 use crate::record::{ReplayedEvent, Snapshot};
@@ -15,10 +18,21 @@ use super::{Repository, RepositoryError};
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// The current state of the aggregate in stream `id` and its version.
     pub async fn load(&self, id: &StreamId) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        let mut loaded = self.start(id, None).await?;
-        self.catch_up(&mut None, id, &mut loaded, None).await?;
-        self.cache.put(id, loaded.clone());
-        Ok(loaded)
+        let span = tracing::info_span!(
+            "annals.load",
+            annals.aggregate = A::TYPE,
+            annals.stream = %id,
+            annals.events_replayed = Empty,
+            annals.snapshot = false,
+        );
+        async {
+            let mut loaded = self.start(id, None).await?;
+            self.catch_up(&mut None, id, &mut loaded, None).await?;
+            self.cache.put(id, loaded.clone());
+            Ok(loaded)
+        }
+        .instrument(span)
+        .await
     }
 
     /// The state as it was at `version` (time travel by version).
@@ -76,28 +90,45 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         if A::SNAPSHOT_EVERY == 0 {
             return Ok(initial);
         }
+        let started = self.usable_snapshot(id, until).await?;
+        match &started {
+            Some(_) => {
+                self.metrics.snapshot_hits.increment(1);
+                Span::current().record("annals.snapshot", true);
+            }
+            None => self.metrics.snapshot_misses.increment(1),
+        }
+        Ok(started.unwrap_or(initial))
+    }
+
+    /// The latest usable snapshot of `id` (at or before `until`) as a state to replay from.
+    async fn usable_snapshot(
+        &self,
+        id: &StreamId,
+        until: Option<Version>,
+    ) -> Result<Option<Loaded<A>>, RepositoryError<A::Error>> {
         let Some(snapshot) = self.store.load_snapshot(id).await? else {
-            return Ok(initial);
+            return Ok(None);
         };
         if snapshot.snapshot_version != A::SNAPSHOT_VERSION {
             tracing::debug!(stream = %id, stored = snapshot.snapshot_version, current = A::SNAPSHOT_VERSION,
                 "ignoring a snapshot of another snapshot version");
-            return Ok(initial);
+            return Ok(None);
         }
         if until.is_some_and(|until| snapshot.version > until) {
-            return Ok(initial);
+            return Ok(None);
         }
         match A::decode_snapshot(&snapshot.state) {
-            Some(Ok(state)) => Ok(Loaded {
+            Some(Ok(state)) => Ok(Some(Loaded {
                 state,
                 version: snapshot.version,
-            }),
+            })),
             Some(Err(error)) => {
                 tracing::warn!(stream = %id, version = %snapshot.version, %error,
                     "ignoring a snapshot that does not decode; replaying the stream");
-                Ok(initial)
+                Ok(None)
             }
-            None => Ok(initial),
+            None => Ok(None),
         }
     }
 
@@ -132,6 +163,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// Applies the events of `id` after `loaded.version` (up to `until`) onto `loaded`, in
     /// batches of `batch_size` through [`EventStore::replay_stream`].
     pub(super) async fn catch_up(
+        &self,
+        held: &mut Option<Box<dyn HeldTurn>>,
+        id: &StreamId,
+        loaded: &mut Loaded<A>,
+        until: Option<Until>,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let before = loaded.version;
+        let replayed = self.replay(held, id, loaded, until).await;
+        let events = loaded.version.0 - before.0;
+        self.metrics.replayed.record(events as f64);
+        Span::current().record("annals.events_replayed", events);
+        replayed
+    }
+
+    /// [`catch_up`](Repository::catch_up)'s reads.
+    async fn replay(
         &self,
         held: &mut Option<Box<dyn HeldTurn>>,
         id: &StreamId,

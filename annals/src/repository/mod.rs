@@ -14,6 +14,7 @@ use crate::error::StoreError;
 use crate::event::EncodeError;
 use crate::store::EventStore;
 use crate::stream::{StreamId, Version};
+use crate::telemetry::RepositoryMetrics;
 use crate::turn::StreamTurns;
 
 mod execute;
@@ -98,6 +99,7 @@ pub struct Repository<A: Aggregate, S> {
     cache: StateCache<A>,
     writers: StreamTurns,
     hot: HotStreams,
+    metrics: RepositoryMetrics,
 }
 
 /// How many events one [`EventStore::replay_stream`] call hands over when a repository loads
@@ -138,6 +140,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             cache: StateCache::with_capacity(DEFAULT_CACHE_CAPACITY),
             writers: StreamTurns::default(),
             hot: HotStreams::default(),
+            metrics: RepositoryMetrics::new(A::TYPE),
         }
     }
 

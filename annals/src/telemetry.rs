@@ -1,0 +1,292 @@
+//! What annals reports about itself: metrics through the [`metrics`] facade and spans through
+//! [`tracing`].
+//!
+//! # Metrics
+//!
+//! Nothing is recorded until the application installs a recorder (for example
+//! `metrics-exporter-prometheus`); without one every update is a no-op. Handles are registered
+//! when a repository, a runner or a store is built, so **install the recorder first**. Call
+//! [`describe`] once after installing it to give each metric its unit and description.
+//!
+//! | name | kind | unit | labels | what |
+//! |---|---|---|---|---|
+//! | `annals_commands_total` | counter | commands | `aggregate`, `outcome` | commands run, by how they ended: `appended`, `unchanged` (nothing to append), `duplicate` (a repeat under an idempotency key), `rejected`, `conflict` (gave up after conflicts, or an expected version not met), `failed` |
+//! | `annals_command_duration_seconds` | histogram | seconds | `aggregate` | one command, load to append, retries included |
+//! | `annals_command_conflicts_total` | counter | conflicts | `aggregate` | appends that met a concurrent write |
+//! | `annals_command_retries_total` | counter | decisions | `aggregate` | decisions made again after a conflict |
+//! | `annals_events_appended_total` | counter | events | `aggregate` | events appended by commands |
+//! | `annals_append_duration_seconds` | histogram | seconds | `aggregate` | one append of a command's events |
+//! | `annals_load_events_replayed` | histogram | events | `aggregate` | events applied by one load or catch-up of a stream |
+//! | `annals_snapshot_hits_total` | counter | loads | `aggregate` | loads that started from a snapshot |
+//! | `annals_snapshot_misses_total` | counter | loads | `aggregate` | loads of a snapshotting aggregate that found none usable |
+//! | `annals_projection_events_total` | counter | events | `projection` | events handed to a projection (or any sink) and committed |
+//! | `annals_projection_lag_events` | gauge | events | `projection` | positions between the projection's checkpoint and the log's head, after each batch |
+//! | `annals_projection_lag_seconds` | gauge | seconds | `projection` | age of the last event of each batch when it was committed |
+//! | `annals_projection_handler_errors_total` | counter | errors | `projection` | handler (or sink) failures |
+//! | `annals_projection_handler_retries_total` | counter | retries | `projection` | batches handed over again after a failure |
+//! | `annals_subscription_wakeups_total` | counter | wake-ups | `cause` | a waiting subscription woken by a notification (`notified`) or by its poll interval (`polled`) |
+//!
+//! Backends add their own (`annals-postgres`: `annals_pool_wait_seconds`; `annals-nats`: the
+//! relay's), documented in their crates.
+//!
+//! # Spans
+//!
+//! Spans cost one check of the subscriber's interest when nothing listens. Names and fields:
+//!
+//! - `annals.command`: `annals.aggregate`, `annals.stream`, `annals.command` (the variant),
+//!   `annals.outcome`, `annals.attempts`;
+//! - `annals.load`: `annals.aggregate`, `annals.stream`, `annals.events_replayed`,
+//!   `annals.snapshot` (whether the load started from a snapshot);
+//! - `annals.append` (in each store): `db.system`, `db.operation.name` (`append`),
+//!   `annals.streams`, `annals.events`, `annals.expected_version`, `annals.conflict`;
+//! - `annals.projection.batch`: `annals.projection`, `annals.events`, `annals.checkpoint`,
+//!   `annals.lag_seconds`.
+
+use metrics::{Counter, Gauge, Histogram, Unit};
+
+/// The metrics' names.
+pub mod names {
+    /// Commands run, by aggregate type and outcome.
+    pub const COMMANDS: &str = "annals_commands_total";
+    /// Duration of one command.
+    pub const COMMAND_DURATION: &str = "annals_command_duration_seconds";
+    /// Appends that met a concurrent write.
+    pub const COMMAND_CONFLICTS: &str = "annals_command_conflicts_total";
+    /// Decisions made again after a conflict.
+    pub const COMMAND_RETRIES: &str = "annals_command_retries_total";
+    /// Events appended by commands.
+    pub const EVENTS_APPENDED: &str = "annals_events_appended_total";
+    /// Duration of one append of a command's events.
+    pub const APPEND_DURATION: &str = "annals_append_duration_seconds";
+    /// Events applied by one load or catch-up.
+    pub const LOAD_EVENTS_REPLAYED: &str = "annals_load_events_replayed";
+    /// Loads that started from a snapshot.
+    pub const SNAPSHOT_HITS: &str = "annals_snapshot_hits_total";
+    /// Loads of a snapshotting aggregate that found no usable snapshot.
+    pub const SNAPSHOT_MISSES: &str = "annals_snapshot_misses_total";
+    /// Events a projection handled and committed.
+    pub const PROJECTION_EVENTS: &str = "annals_projection_events_total";
+    /// Positions between a projection's checkpoint and the log's head.
+    pub const PROJECTION_LAG_EVENTS: &str = "annals_projection_lag_events";
+    /// Age of the last event a projection committed.
+    pub const PROJECTION_LAG_SECONDS: &str = "annals_projection_lag_seconds";
+    /// Handler (or sink) failures.
+    pub const PROJECTION_HANDLER_ERRORS: &str = "annals_projection_handler_errors_total";
+    /// Batches handed over again after a failure.
+    pub const PROJECTION_HANDLER_RETRIES: &str = "annals_projection_handler_retries_total";
+    /// Subscription wake-ups, by cause.
+    pub const SUBSCRIPTION_WAKEUPS: &str = "annals_subscription_wakeups_total";
+}
+
+/// Gives the installed recorder each core metric's unit and description. Call it once, after
+/// installing the recorder.
+pub fn describe() {
+    use names::*;
+    let counters: [(&'static str, Unit, &'static str); 10] = [
+        (
+            COMMANDS,
+            Unit::Count,
+            "commands run, by aggregate type and outcome",
+        ),
+        (
+            COMMAND_CONFLICTS,
+            Unit::Count,
+            "appends that met a concurrent write",
+        ),
+        (
+            COMMAND_RETRIES,
+            Unit::Count,
+            "decisions made again after a conflict",
+        ),
+        (EVENTS_APPENDED, Unit::Count, "events appended by commands"),
+        (
+            SNAPSHOT_HITS,
+            Unit::Count,
+            "loads that started from a snapshot",
+        ),
+        (
+            SNAPSHOT_MISSES,
+            Unit::Count,
+            "loads that found no usable snapshot",
+        ),
+        (
+            PROJECTION_EVENTS,
+            Unit::Count,
+            "events a projection handled and committed",
+        ),
+        (
+            PROJECTION_HANDLER_ERRORS,
+            Unit::Count,
+            "projection handler failures",
+        ),
+        (
+            PROJECTION_HANDLER_RETRIES,
+            Unit::Count,
+            "projection batches handed over again",
+        ),
+        (
+            SUBSCRIPTION_WAKEUPS,
+            Unit::Count,
+            "subscription wake-ups, by cause",
+        ),
+    ];
+    for (name, unit, description) in counters {
+        metrics::describe_counter!(name, unit, description);
+    }
+    let histograms: [(&'static str, Unit, &'static str); 3] = [
+        (
+            COMMAND_DURATION,
+            Unit::Seconds,
+            "one command, load to append",
+        ),
+        (
+            APPEND_DURATION,
+            Unit::Seconds,
+            "one append of a command's events",
+        ),
+        (
+            LOAD_EVENTS_REPLAYED,
+            Unit::Count,
+            "events applied by one load or catch-up",
+        ),
+    ];
+    for (name, unit, description) in histograms {
+        metrics::describe_histogram!(name, unit, description);
+    }
+    metrics::describe_gauge!(
+        PROJECTION_LAG_EVENTS,
+        Unit::Count,
+        "positions between a projection's checkpoint and the log's head"
+    );
+    metrics::describe_gauge!(
+        PROJECTION_LAG_SECONDS,
+        Unit::Seconds,
+        "age of the last event a projection committed"
+    );
+}
+
+/// How a command ended, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Appended,
+    Unchanged,
+    Duplicate,
+    Rejected,
+    Conflict,
+    Failed,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Appended,
+        Outcome::Unchanged,
+        Outcome::Duplicate,
+        Outcome::Rejected,
+        Outcome::Conflict,
+        Outcome::Failed,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Outcome::Appended => "appended",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+            Outcome::Conflict => "conflict",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A repository's metric handles, registered once for its aggregate type.
+pub(crate) struct RepositoryMetrics {
+    commands: [Counter; 6],
+    pub(crate) command_duration: Histogram,
+    pub(crate) conflicts: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) appended: Counter,
+    pub(crate) append_duration: Histogram,
+    pub(crate) replayed: Histogram,
+    pub(crate) snapshot_hits: Counter,
+    pub(crate) snapshot_misses: Counter,
+}
+
+impl RepositoryMetrics {
+    pub(crate) fn new(aggregate: &'static str) -> Self {
+        use names::*;
+        let labels = [("aggregate", aggregate)];
+        RepositoryMetrics {
+            commands: Outcome::ALL.map(|outcome| {
+                metrics::counter!(COMMANDS, "aggregate" => aggregate, "outcome" => outcome.label())
+            }),
+            command_duration: metrics::histogram!(COMMAND_DURATION, &labels),
+            conflicts: metrics::counter!(COMMAND_CONFLICTS, &labels),
+            retries: metrics::counter!(COMMAND_RETRIES, &labels),
+            appended: metrics::counter!(EVENTS_APPENDED, &labels),
+            append_duration: metrics::histogram!(APPEND_DURATION, &labels),
+            replayed: metrics::histogram!(LOAD_EVENTS_REPLAYED, &labels),
+            snapshot_hits: metrics::counter!(SNAPSHOT_HITS, &labels),
+            snapshot_misses: metrics::counter!(SNAPSHOT_MISSES, &labels),
+        }
+    }
+
+    pub(crate) fn command(&self, outcome: Outcome) {
+        let index = Outcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(Outcome::ALL.len() - 1);
+        if let Some(counter) = self.commands.get(index) {
+            counter.increment(1);
+        }
+    }
+}
+
+/// A projection runner's metric handles, registered once for its name.
+pub(crate) struct ProjectionMetrics {
+    pub(crate) events: Counter,
+    pub(crate) lag_events: Gauge,
+    pub(crate) lag_seconds: Gauge,
+    pub(crate) errors: Counter,
+    pub(crate) retries: Counter,
+}
+
+impl ProjectionMetrics {
+    pub(crate) fn new(projection: &str) -> Self {
+        use names::*;
+        let labels = [("projection", projection.to_owned())];
+        ProjectionMetrics {
+            events: metrics::counter!(PROJECTION_EVENTS, &labels),
+            lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, &labels),
+            lag_seconds: metrics::gauge!(PROJECTION_LAG_SECONDS, &labels),
+            errors: metrics::counter!(PROJECTION_HANDLER_ERRORS, &labels),
+            retries: metrics::counter!(PROJECTION_HANDLER_RETRIES, &labels),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProjectionMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionMetrics").finish_non_exhaustive()
+    }
+}
+
+/// A subscription's wake-up counters.
+pub(crate) struct WakeupMetrics {
+    pub(crate) notified: Counter,
+    pub(crate) polled: Counter,
+}
+
+impl WakeupMetrics {
+    pub(crate) fn new() -> Self {
+        WakeupMetrics {
+            notified: metrics::counter!(names::SUBSCRIPTION_WAKEUPS, "cause" => "notified"),
+            polled: metrics::counter!(names::SUBSCRIPTION_WAKEUPS, "cause" => "polled"),
+        }
+    }
+}
+
+impl std::fmt::Debug for WakeupMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WakeupMetrics").finish_non_exhaustive()
+    }
+}
