@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use std::time::{Duration, SystemTime};
 
 use annals::backend::{self, Decision, StoredEvent};
+use annals::telemetry;
 use annals::{
     AppendResult, Checkpoint, EventStore, ExpectedVersion, HeldTurn, Lease, Metadata, NewEvent,
     Payload, Position, RecordedEvent, ReplayVisitor, ReplayedEvent, Snapshot, StoreError,
@@ -316,20 +317,9 @@ impl Log {
     }
 }
 
-#[async_trait]
-impl EventStore for MemoryEventStore {
-    /// One stream's append, without the lists a multi-stream append needs.
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        let append = StreamAppend {
-            stream_id: stream.clone(),
-            expected,
-            events,
-        };
+impl MemoryEventStore {
+    /// [`EventStore::append`]'s work, in its span.
+    fn append_one(&self, append: StreamAppend) -> Result<AppendResult, StoreError> {
         backend::check_call(std::slice::from_ref(&append))?;
         let log = self.write();
         let decision = log.decide(&append)?;
@@ -338,10 +328,8 @@ impl EventStore for MemoryEventStore {
         }))
     }
 
-    async fn append_streams(
-        &self,
-        appends: Vec<StreamAppend>,
-    ) -> Result<Vec<AppendResult>, StoreError> {
+    /// [`EventStore::append_streams`]'s work, in its span.
+    fn append_many(&self, appends: Vec<StreamAppend>) -> Result<Vec<AppendResult>, StoreError> {
         backend::check_call(&appends)?;
         let log = self.write();
         // Decide everything before writing anything, so a refused append leaves no trace.
@@ -356,6 +344,37 @@ impl EventStore for MemoryEventStore {
                 .map(|(append, decision)| log.write(append, decision, commit, now))
                 .collect()
         }))
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryEventStore {
+    /// One stream's append, without the lists a multi-stream append needs.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        let append = StreamAppend {
+            stream_id: stream.clone(),
+            expected,
+            events,
+        };
+        let span = telemetry::append_span("memory", std::slice::from_ref(&append));
+        let result = span.in_scope(|| self.append_one(append));
+        telemetry::record_append(&span, &result);
+        result
+    }
+
+    async fn append_streams(
+        &self,
+        appends: Vec<StreamAppend>,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        let span = telemetry::append_span("memory", &appends);
+        let result = span.in_scope(|| self.append_many(appends));
+        telemetry::record_append(&span, &result);
+        result
     }
 
     async fn read_stream(

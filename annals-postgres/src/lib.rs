@@ -172,7 +172,7 @@ pub mod testing;
 pub use config::{Notifications, PgConfig, PLANNER_SETTINGS};
 pub use error::PgError;
 pub use projection::{PgProjection, PgProjectionRunner};
-pub use store::PgEventStore;
+pub use store::{PgEventStore, POOL_WAIT_SECONDS};
 
 /// The connection pool type ([`deadpool_postgres::Pool`]).
 pub use deadpool_postgres::Pool;

@@ -71,7 +71,7 @@ impl PgEventStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, PgError> {
-        let client = self.inner.pool.get().await?;
+        let client = self.checkout().await?;
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
     }

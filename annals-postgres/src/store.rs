@@ -33,6 +33,9 @@ use crate::rows::{
 };
 use crate::sql::Statements;
 
+/// The histogram of waits for a pooled connection, in seconds (no labels).
+pub const POOL_WAIT_SECONDS: &str = "annals_pool_wait_seconds";
+
 /// How long a new connection may take unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a caller waits for a free pooled connection.
@@ -60,6 +63,8 @@ pub(crate) struct Inner {
     /// The frequent statements per connection, when the store made its pool (so no recycling
     /// deallocates them behind its back).
     pub(crate) prepared: Option<PreparedStatements>,
+    /// How long callers wait for a pooled connection (`annals_pool_wait_seconds`).
+    pub(crate) pool_wait: metrics::Histogram,
 }
 
 impl fmt::Debug for PgEventStore {
@@ -195,6 +200,7 @@ impl PgEventStore {
                 channel,
                 config,
                 prepared,
+                pool_wait: metrics::histogram!(POOL_WAIT_SECONDS),
             }),
         }
     }
@@ -203,7 +209,7 @@ impl PgEventStore {
     /// lock, and returns the versions applied (none when the schema is up to date). Safe to
     /// call again and from several processes at once.
     pub async fn migrate(&self) -> Result<Vec<u32>, PgError> {
-        let mut client = self.inner.pool.get().await?;
+        let mut client = self.checkout().await?;
         let client: &mut tokio_postgres::Client = &mut client;
         migrate::migrate(client, &self.inner.config.schema).await
     }
@@ -232,7 +238,15 @@ impl PgEventStore {
 
     /// A pooled connection.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.inner.pool.get().await.map_err(PgError::from)?)
+        Ok(self.checkout().await?)
+    }
+
+    /// A pooled connection, the wait for it recorded in `annals_pool_wait_seconds`.
+    pub(crate) async fn checkout(&self) -> Result<deadpool_postgres::Object, PgError> {
+        let started = std::time::Instant::now();
+        let client = self.inner.pool.get().await;
+        self.inner.pool_wait.record(started.elapsed());
+        Ok(client?)
     }
 }
 

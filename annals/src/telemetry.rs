@@ -43,6 +43,11 @@
 //!   `annals.lag_seconds`.
 
 use metrics::{Counter, Gauge, Histogram, Unit};
+use tracing::field::Empty;
+use tracing::Span;
+
+use crate::error::StoreError;
+use crate::record::StreamAppend;
 
 /// The metrics' names.
 pub mod names {
@@ -162,6 +167,36 @@ pub fn describe() {
         PROJECTION_LAG_SECONDS,
         Unit::Seconds,
         "age of the last event a projection committed"
+    );
+}
+
+/// The `annals.append` span of one append call, for a store to run the append in: the
+/// store's `db.system` (`"postgresql"`, ...), how many streams and events, the expected version
+/// of a one-stream append. Close it with [`record_append`].
+pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
+    let span = tracing::info_span!(
+        "annals.append",
+        db.system = db_system,
+        db.operation.name = "append",
+        annals.streams = appends.len(),
+        annals.events = appends.iter().map(|a| a.events.len()).sum::<usize>(),
+        annals.expected_version = Empty,
+        annals.conflict = Empty,
+    );
+    if let [one] = appends {
+        span.record(
+            "annals.expected_version",
+            tracing::field::display(one.expected),
+        );
+    }
+    span
+}
+
+/// Records on an [`append_span`] whether the append met a conflict.
+pub fn record_append<T>(span: &Span, result: &Result<T, StoreError>) {
+    span.record(
+        "annals.conflict",
+        matches!(result, Err(StoreError::Conflict { .. })),
     );
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod insert;
 mod resolve;
 
 use std::future::Future;
+use tracing::Instrument;
 
 use annals::{AppendResult, StoreError, StreamAppend};
 use deadpool_postgres::Object;
@@ -131,8 +132,22 @@ pub(crate) enum Session<'a, 't> {
     CallersTransaction(&'a mut tokio_postgres::Transaction<'t>),
 }
 
-/// Appends `appends` in `session`: the one way in to the append path.
+/// Appends `appends` in `session`: the one way in to the append path, in an `annals.append`
+/// span.
 pub(crate) async fn append(
+    store: &PgEventStore,
+    session: Session<'_, '_>,
+    appends: &[StreamAppend],
+) -> Result<Vec<AppendResult>, StoreError> {
+    let span = annals::telemetry::append_span("postgresql", appends);
+    let result = append_in(store, session, appends)
+        .instrument(span.clone())
+        .await;
+    annals::telemetry::record_append(&span, &result);
+    result
+}
+
+async fn append_in(
     store: &PgEventStore,
     session: Session<'_, '_>,
     appends: &[StreamAppend],
