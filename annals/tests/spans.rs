@@ -69,12 +69,15 @@ impl Projection for Totals {
     }
 }
 
-/// Each closed span: its name and its fields as text.
-type Spans = Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>;
+/// A span's name and its fields as text.
+type Span = (String, BTreeMap<String, String>);
+
+/// Each closed span.
+type Spans = Arc<Mutex<Vec<Span>>>;
 
 #[derive(Default)]
 struct Capture {
-    open: Mutex<BTreeMap<u64, (String, BTreeMap<String, String>)>>,
+    open: Mutex<BTreeMap<u64, Span>>,
     closed: Spans,
 }
 
