@@ -5,7 +5,8 @@
 //! Run with: cargo bench -p annals-memory --bench commands
 //!
 //! To count instructions, run the built binary under callgrind with `COMMANDS=<n>` to set the
-//! number of W1 commands.
+//! number of W1 commands. `RECORDER=prometheus` installs a Prometheus metrics recorder first
+//! (no HTTP listener), to measure what recording metrics costs.
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -71,6 +72,16 @@ async fn main() -> Result<(), BoxError> {
         Ok(n) => n.parse()?,
         Err(_) => 100_000,
     };
+    let recorder = std::env::var("RECORDER").unwrap_or_default();
+    let _prometheus = match recorder.as_str() {
+        "prometheus" => {
+            Some(metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?)
+        }
+        "" | "none" => None,
+        other => {
+            return Err(format!("unknown RECORDER `{other}`: use `prometheus` or `none`").into())
+        }
+    };
     let store = MemoryEventStore::new();
     let accounts = Repository::<Account, _>::new(store.clone());
     let ids = (0..ACCOUNTS)
@@ -123,7 +134,14 @@ async fn main() -> Result<(), BoxError> {
     }
     loads.sort_unstable();
 
-    println!("Memory store, in process");
+    println!(
+        "Memory store, in process, metrics recorder: {}",
+        if _prometheus.is_some() {
+            "Prometheus"
+        } else {
+            "none"
+        }
+    );
     println!("| workload | value |");
     println!("|---|---:|");
     println!(
