@@ -33,16 +33,13 @@ use orders::{Order, OrderCommand, OrderEvent, OrderStatus};
 /// Follows the orders log: a placed order reserves stock, a cancelled one releases it.
 pub struct InventoryPolicy<S: EventStore> {
     stock: Repository<Stock, S>,
-    orders: Repository<Order, S>,
 }
 
 impl<S: EventStore> InventoryPolicy<S> {
-    /// The policy, reading orders from `orders` and sending commands to the stock in
-    /// `inventory`.
-    pub fn new(orders: S, inventory: S) -> Self {
+    /// The policy, sending commands to the stock in `inventory` (the inventory service's log).
+    pub fn new(inventory: S) -> Self {
         InventoryPolicy {
             stock: Repository::new(inventory),
-            orders: Repository::new(orders),
         }
     }
 }
@@ -69,11 +66,7 @@ impl<S: EventStore + 'static> Projection for InventoryPolicy<S> {
                     quantity: *quantity,
                 },
             ),
-            OrderEvent::Cancelled { .. } => {
-                // The product is in the order's state: ask the orders log.
-                let order = self.orders.load(&event.stream_id).await?;
-                (order.state.sku, StockCommand::Release { order_id })
-            }
+            OrderEvent::Cancelled { sku, .. } => (sku.clone(), StockCommand::Release { order_id }),
             _ => return Ok(()),
         };
         let stock = StreamId::for_aggregate::<Stock>(sku)?;
@@ -232,7 +225,7 @@ where
     let runners: Vec<JoinHandle<Result<(), RunError>>> = vec![
         spawn_runner(
             orders_store.clone(),
-            InventoryPolicy::new(orders_store.clone(), inventory_store.clone()),
+            InventoryPolicy::new(inventory_store.clone()),
             stop.clone(),
         ),
         spawn_runner(

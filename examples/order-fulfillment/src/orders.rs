@@ -36,6 +36,8 @@ pub enum OrderEvent {
     Cancelled {
         /// Why.
         reason: String,
+        /// The product ordered, whose reservation (if any) the inventory releases.
+        sku: String,
     },
 }
 
@@ -140,7 +142,7 @@ impl Order {
         self.status = OrderStatus::Shipped;
     }
 
-    fn cancelled(&mut self, _reason: &str) {
+    fn cancelled(&mut self, _reason: &str, _sku: &str) {
         self.status = OrderStatus::Cancelled;
     }
 
@@ -194,6 +196,7 @@ impl Order {
             OrderStatus::Shipped | OrderStatus::New => self.refuse("cancel"),
             _ => Ok(vec![OrderEvent::Cancelled {
                 reason: reason.to_owned(),
+                sku: self.sku.clone(),
             }]),
         }
     }
