@@ -8,10 +8,12 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod relay;
 pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use async_nats;
+pub use relay::{Relay, RelayConfig, RelayError, RelaySink, RelayStatus};
 pub use wire::{MessageProblem, SubjectMapping};
