@@ -96,9 +96,39 @@ pub async fn wait_for_checkpoint<S: EventStore>(store: &S, config: &RelayConfig,
     }
 }
 
+/// Waits until stream `name` has a leader and every replica of it is current: a node started
+/// again catches up first, and a consumer created before may wait for it.
+pub async fn wait_for_replicas(js: &jetstream::Context, name: &str) -> jetstream::stream::Stream {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = match js.get_stream(name).await {
+            Ok(stream) => {
+                let cluster = stream.cached_info().cluster.clone();
+                let ready = cluster.as_ref().is_none_or(|cluster| {
+                    cluster.leader.is_some()
+                        && cluster
+                            .replicas
+                            .iter()
+                            .all(|peer| peer.current && !peer.offline)
+                });
+                if ready {
+                    return stream;
+                }
+                format!("{cluster:?}")
+            }
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "stream {name} has no leader or lagging replicas after 30 s: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every message of stream `name`, in stream order, read with a raw pull consumer.
 pub async fn read_back(js: &jetstream::Context, name: &str) -> Vec<Stored> {
-    let mut stream = js.get_stream(name).await.unwrap();
+    let mut stream = wait_for_replicas(js, name).await;
     let expected = stream.info().await.unwrap().state.messages as usize;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
