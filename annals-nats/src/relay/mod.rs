@@ -11,12 +11,16 @@
 //!   the stream's [duplicate window](RelayConfig::with_duplicate_window) (default 2 minutes).
 //!   A repeat of an event stored longer ago than that is stored again: beyond the window,
 //!   consumers see at least once and recognise repeats by their event id.
-//! - **Log order.** A relay stores events in the order of the source store's log, so within
-//!   each aggregate stream in version order. Messages are pipelined, but each one after the
-//!   first of a batch carries `Nats-Expected-Last-Msg-Id` (the previous event's id): JetStream
-//!   stores it only right after its predecessor, so a message lost in flight (a broken
-//!   connection, a leader election) makes the ones after it fail too instead of overtaking it.
-//!   This assumes the relay is the only publisher on the stream's subjects.
+//! - **Log order.** The first copy of each event is stored in the order of the source
+//!   store's log, so within each aggregate stream in version order. Messages are pipelined,
+//!   but each one after the first of a batch carries `Nats-Expected-Last-Msg-Id` (the
+//!   previous event's id): JetStream stores it only right after its predecessor, so a message
+//!   lost in flight (a broken connection, a leader election) makes the ones after it fail too
+//!   instead of overtaking it, and the relay publishes them again after it. The first of a
+//!   batch needs no such check: every event before it is acknowledged. (A message of another
+//!   publisher on the stream breaks that chain: the relay then retries, and goes on.) Every
+//!   message also carries `Nats-Expected-Stream`, so a stream of another name that captures
+//!   the subject refuses it.
 //! - **Checkpoint only after acknowledgement.** The checkpoint, saved in the source store with
 //!   a compare-and-set, moves past an event only once JetStream acknowledged it (and every
 //!   event before it). An event that is not acknowledged is published again.
