@@ -1,4 +1,4 @@
-//! NATS JetStream for [annals](annals): services that talk through their event logs.
+//! NATS JetStream for [annals]: services that talk through their event logs.
 //!
 //! A **relay** follows a store's global log and publishes each event to a JetStream stream; a
 //! **consumer** in another service reads that stream and applies each event exactly once.
@@ -8,10 +8,12 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod relay;
 pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use async_nats;
+pub use relay::{Relay, RelayConfig, RelayError, RelaySink, RelayStatus};
 pub use wire::{MessageProblem, SubjectMapping};
