@@ -8,10 +8,12 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod consumer;
 pub mod wire;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use async_nats;
+pub use consumer::{MemoryInbox, MemoryNatsHandler, NatsConsumer, NatsHandler};
 pub use wire::{MessageProblem, SubjectMapping};
