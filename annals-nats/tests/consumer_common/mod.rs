@@ -140,6 +140,20 @@ impl Bus {
         .await;
     }
 
+    /// Every message of the dead-letter stream, in order; none when it does not exist yet.
+    pub async fn dead_letters_or_none(&self) -> Vec<jetstream::message::StreamMessage> {
+        let exists = self
+            .js
+            .get_stream(annals_nats::consumer::DEFAULT_DEAD_LETTER_STREAM)
+            .await
+            .is_ok();
+        if exists {
+            self.dead_letters().await
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Every message of the dead-letter stream, in order.
     pub async fn dead_letters(&self) -> Vec<jetstream::message::StreamMessage> {
         let mut stream = self
