@@ -26,7 +26,7 @@
 //! - **Nothing is dropped silently.** Each message ends in exactly one of: handled and
 //!   acknowledged; found in the inbox (applied before), acknowledged, logged at `info`;
 //!   skipped by the handler's choice (a type its enum declares removed, or an unknown type
-//!   under [`UnknownEvents::Skip`](annals::UnknownEvents::Skip)), acknowledged, logged at
+//!   under [`UnknownEvents::Skip`]), acknowledged, logged at
 //!   `info`; or parked, logged at `error`.
 //!
 //! # Messages that are not ours

@@ -1,4 +1,4 @@
-//! NATS JetStream for [annals](annals): services that talk through their event logs.
+//! NATS JetStream for [annals]: services that talk through their event logs.
 //!
 //! A **relay** follows a store's global log and publishes each event to a JetStream stream; a
 //! **consumer** in another service reads that stream and applies each event exactly once.
