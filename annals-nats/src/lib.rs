@@ -15,5 +15,7 @@ pub mod wire;
 pub mod testing;
 
 pub use async_nats;
+#[cfg(feature = "postgres")]
+pub use consumer::PgNatsHandler;
 pub use consumer::{MemoryInbox, MemoryNatsHandler, NatsConsumer, NatsHandler};
 pub use wire::{MessageProblem, SubjectMapping};

@@ -13,6 +13,10 @@
 //! (less the `Nats-` ones, which would steer the publish: an expected stream or sequence),
 //! plus those of [`header`]. To replay a fixed event, publish the body with the original
 //! headers and `Nats-Msg-Id` set to `Annals-Dead-Event-Id`.
+//!
+//! The dead-letter subjects must belong to no other stream: a consumer whose dead-letter
+//! stream cannot be created for that reason stops at start with
+//! [`ConsumerError::DeadLetterStream`].
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
@@ -170,7 +174,10 @@ fn dead_letter_headers(original: Option<&HeaderMap>, parked: &Parked) -> HeaderM
     let mut headers = HeaderMap::new();
     for (name, values) in original.into_iter().flat_map(HeaderMap::iter) {
         let text: &str = name.as_ref();
-        if text.len() >= 5 && text[..5].eq_ignore_ascii_case("nats-") {
+        if text
+            .get(..5)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("nats-"))
+        {
             continue;
         }
         for value in values {

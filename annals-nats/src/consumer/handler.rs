@@ -79,7 +79,8 @@ pub(crate) enum Failure {
     /// The handler failed: retried, then the message is parked.
     Handler(HandlerError),
     /// The inbox's store failed: retried, then the consumer stops (the message is not the
-    /// problem, so it is not parked).
+    /// problem, so it is not parked). Only the PostgreSQL inbox has a store that can fail.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Inbox(Box<dyn std::error::Error + Send + Sync>),
 }
 
