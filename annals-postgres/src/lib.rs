@@ -40,6 +40,9 @@
 //!   rejects every UPDATE, DELETE and TRUNCATE of it. A stream's version is its last event's.
 //! - `snapshots`: the latest snapshot of each stream.
 //! - `checkpoints`: where named readers are in the global log.
+//! - `inbox`: `(consumer, event_id, handled_at)`, the events each consumer of a message bus
+//!   has applied, written in the transaction that applies them
+//!   ([`PgEventStore::record_in_inbox`]).
 //!
 //! # Privileges
 //!
@@ -60,7 +63,9 @@
 //! that. No grant on the identity sequence of `events.position` is needed: an identity column
 //! draws its values on the table's `INSERT` privilege. `CONNECT` on the database is also needed
 //! (granted to `PUBLIC` by default). Projections on PostgreSQL ([`PgProjectionRunner`]) need
-//! the same grants, plus whatever their read models write.
+//! the same grants, plus whatever their read models write. Consumers that record what they
+//! apply in the inbox ([`PgEventStore::record_in_inbox`]) need
+//! `GRANT SELECT, INSERT ON app.inbox TO app_user` too.
 //!
 //! Only the owner of the `events` table (or a superuser) can drop or disable its append-only
 //! trigger: a role with only these grants cannot, nor can it `UPDATE`, `DELETE` or `TRUNCATE`
@@ -157,6 +162,7 @@ mod append;
 mod checkpoint;
 mod config;
 mod error;
+mod inbox;
 mod lease;
 mod migrate;
 mod notify;

@@ -43,10 +43,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "index_plans",
         sql: include_str!("../migrations/0005_index_plans.sql"),
     },
+    Migration {
+        version: 6,
+        name: "inbox",
+        sql: include_str!("../migrations/0006_inbox.sql"),
+    },
 ];
 
 /// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 5;
+pub(crate) const LATEST: u32 = 6;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.

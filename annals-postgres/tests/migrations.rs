@@ -28,7 +28,8 @@ async fn migrate_twice_is_a_no_op() {
             (2, "drop_streams".to_owned()),
             (3, "json_bodies".to_owned()),
             (4, "log_key".to_owned()),
-            (5, "index_plans".to_owned())
+            (5, "index_plans".to_owned()),
+            (6, "inbox".to_owned())
         ]
     );
 }
@@ -64,7 +65,7 @@ async fn concurrent_migrations_from_several_stores() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 5, "each migration is recorded once");
+    assert_eq!(count, 6, "each migration is recorded once");
 
     // All the stores work on the one schema.
     let stream = StreamId::new("shared-1").expect("id");
