@@ -4,12 +4,17 @@
 //!   cancelled;
 //! - **inventory** ([`inventory`]): stock per product, reserved for orders and released.
 //!
-//! Neither calls the other. The [`InventoryPolicy`] follows the orders log and reserves or
-//! releases stock; the [`OrderPolicy`] follows the inventory log and confirms or cancels the
-//! order. Both are process managers: each command they send carries the triggering event as
-//! its causation and the flow's correlation id, so one order's whole story can be read back
+//! Neither calls the other. The [`InventoryPolicy`] follows the orders' events and reserves or
+//! releases stock; the [`OrderPolicy`] follows the inventory's events and confirms or cancels
+//! the order. Both are process managers: each command they send carries the triggering event
+//! as its causation and the flow's correlation id, so one order's whole story can be read back
 //! from the metadata of both logs. The [`OrderList`] projection keeps a read model of every
 //! order's status.
+//!
+//! The events travel one of two ways: [`run_flow`] has each policy read the other service's
+//! log directly (one process, the stores side by side); [`run_flow_over_nats`] has each
+//! service relay its log to a NATS JetStream stream and consume the other's, so the services
+//! share nothing but the bus.
 
 pub mod inventory;
 pub mod orders;
@@ -22,8 +27,9 @@ use annals::async_trait;
 use annals::prelude::*;
 use annals::{
     stop_signal, Checkpoint, Envelope, Filter, HandlerError, Projection, ProjectionRunner,
-    RecordedEvent, RunError, StopSignal,
+    RecordedEvent, StopSignal,
 };
+use annals_nats::{async_nats, NatsConsumer, NatsHandler, Relay, RelayConfig, SubjectMapping};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -57,6 +63,23 @@ impl<S: EventStore + 'static> Projection for InventoryPolicy<S> {
     }
 
     async fn handle(&mut self, event: &Envelope<OrderEvent>) -> Result<(), HandlerError> {
+        self.react(event).await
+    }
+}
+
+/// Over NATS: each order event once at least; a repeat issues no second command (its
+/// idempotency key is the event's).
+#[async_trait]
+impl<S: EventStore + 'static> NatsHandler for InventoryPolicy<S> {
+    type Event = OrderEvent;
+
+    async fn handle(&mut self, event: &Envelope<OrderEvent>) -> Result<(), HandlerError> {
+        self.react(event).await
+    }
+}
+
+impl<S: EventStore> InventoryPolicy<S> {
+    async fn react(&mut self, event: &Envelope<OrderEvent>) -> Result<(), HandlerError> {
         let order_id = order_id(&event.stream_id).to_owned();
         let (sku, command) = match &event.event {
             OrderEvent::Placed { sku, quantity, .. } => (
@@ -70,7 +93,7 @@ impl<S: EventStore + 'static> Projection for InventoryPolicy<S> {
             _ => return Ok(()),
         };
         let stock = StreamId::for_aggregate::<Stock>(sku)?;
-        let context = CommandContext::caused_by(self.name(), event, 0);
+        let context = CommandContext::caused_by("inventory-policy", event, 0);
         self.stock.execute_with(&stock, command, context).await?;
         Ok(())
     }
@@ -103,6 +126,22 @@ impl<S: EventStore + 'static> Projection for OrderPolicy<S> {
     }
 
     async fn handle(&mut self, event: &Envelope<StockEvent>) -> Result<(), HandlerError> {
+        self.react(event).await
+    }
+}
+
+/// Over NATS: each stock event once at least; a repeat issues no second command.
+#[async_trait]
+impl<S: EventStore + 'static> NatsHandler for OrderPolicy<S> {
+    type Event = StockEvent;
+
+    async fn handle(&mut self, event: &Envelope<StockEvent>) -> Result<(), HandlerError> {
+        self.react(event).await
+    }
+}
+
+impl<S: EventStore> OrderPolicy<S> {
+    async fn react(&mut self, event: &Envelope<StockEvent>) -> Result<(), HandlerError> {
         let (order_id, command) = match &event.event {
             StockEvent::Reserved { order_id, .. } => (order_id, OrderCommand::ConfirmReservation),
             StockEvent::ReservationRejected {
@@ -118,7 +157,7 @@ impl<S: EventStore + 'static> Projection for OrderPolicy<S> {
             _ => return Ok(()),
         };
         let order = StreamId::for_aggregate::<Order>(order_id)?;
-        let context = CommandContext::caused_by(self.name(), event, 0);
+        let context = CommandContext::caused_by("order-policy", event, 0);
         self.orders.execute_with(&order, command, context).await?;
         Ok(())
     }
@@ -209,20 +248,18 @@ pub struct FlowReport {
 /// Errors of the flow.
 pub type FlowError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs the whole story on two stores, the orders service's and the inventory service's:
-/// restocks 5 widgets; places order `A` (3 widgets), which is reserved, paid and shipped, and
-/// order `B` (4 widgets), which finds too little stock and is cancelled.
+/// Runs the whole story on two stores, the orders service's and the inventory service's, each
+/// policy reading the other service's log directly: restocks 5 widgets; places order `A` (3
+/// widgets), which is reserved, paid and shipped, and order `B` (4 widgets), which finds too
+/// little stock and is cancelled.
 pub async fn run_flow<S>(orders_store: S, inventory_store: S) -> Result<FlowReport, FlowError>
 where
     S: EventStore + Clone + 'static,
 {
-    let orders = Repository::<Order, _>::new(orders_store.clone());
-    let stock = Repository::<Stock, _>::new(inventory_store.clone());
     let book = OrderList::default();
-
     let (stopper, stop) = stop_signal();
     // Each runner follows one service's log and keeps its checkpoint in that same store.
-    let runners: Vec<JoinHandle<Result<(), RunError>>> = vec![
+    let tasks = vec![
         spawn_runner(
             orders_store.clone(),
             InventoryPolicy::new(inventory_store.clone()),
@@ -235,6 +272,84 @@ where
         ),
         spawn_runner(orders_store.clone(), book.clone(), stop.clone()),
     ];
+    drive(orders_store, inventory_store, book, stopper, tasks).await
+}
+
+/// The same story with the services talking only through NATS JetStream: each relays its log
+/// to a stream of its own (`ORDERS`, `INVENTORY`) and its policy consumes the other's. The
+/// policies handle each event at least once; their commands carry the event's idempotency
+/// key, so a redelivered event issues nothing twice.
+pub async fn run_flow_over_nats<S>(
+    orders_store: S,
+    inventory_store: S,
+    client: async_nats::Client,
+) -> Result<FlowReport, FlowError>
+where
+    S: EventStore + Clone + 'static,
+{
+    let book = OrderList::default();
+    let (stopper, stop) = stop_signal();
+    let mut tasks = Vec::new();
+    let relays = [
+        (
+            orders_store.clone(),
+            RelayConfig::new("ORDERS", SubjectMapping::new("orders").aggregate::<Order>())
+                .with_filter(Filter::aggregate::<Order>()),
+        ),
+        (
+            inventory_store.clone(),
+            RelayConfig::new(
+                "INVENTORY",
+                SubjectMapping::new("inventory").aggregate::<Stock>(),
+            )
+            .with_filter(Filter::aggregate::<Stock>()),
+        ),
+    ];
+    for (store, config) in relays {
+        let mut relay = Relay::new(store, client.clone(), config);
+        // The first catch-up creates the stream the other service's consumer binds to.
+        relay.catch_up().await?;
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            relay.run(stop).await;
+            Ok(())
+        }));
+    }
+    let js = async_nats::jetstream::new(client);
+    let inventory_side =
+        NatsConsumer::new(js.clone(), "inventory-policy", "ORDERS").with_filter_subject("orders.>");
+    let policy = InventoryPolicy::new(inventory_store.clone());
+    tasks.push(spawn_consumer(inventory_side, policy, stop.clone()));
+    let orders_side =
+        NatsConsumer::new(js, "order-policy", "INVENTORY").with_filter_subject("inventory.>");
+    let policy = OrderPolicy::new(orders_store.clone());
+    tasks.push(spawn_consumer(orders_side, policy, stop.clone()));
+    // The read model is the orders service's own: it reads its own log.
+    tasks.push(spawn_runner(
+        orders_store.clone(),
+        book.clone(),
+        stop.clone(),
+    ));
+    drive(orders_store, inventory_store, book, stopper, tasks).await
+}
+
+/// A service's task: a runner, a relay or a consumer.
+type Task = JoinHandle<Result<(), FlowError>>;
+
+/// Plays the story while `tasks` carry the events between the services, then stops them and
+/// collects both logs.
+async fn drive<S>(
+    orders_store: S,
+    inventory_store: S,
+    book: OrderList,
+    stopper: annals::Stopper,
+    tasks: Vec<Task>,
+) -> Result<FlowReport, FlowError>
+where
+    S: EventStore + Clone + 'static,
+{
+    let orders = Repository::<Order, _>::new(orders_store.clone());
+    let stock = Repository::<Stock, _>::new(inventory_store.clone());
 
     let warehouse = Metadata::new().with_actor("warehouse");
     stock
@@ -289,8 +404,8 @@ where
     wait_for(&book, "B", OrderStatus::Cancelled).await?;
 
     stopper.stop();
-    for runner in runners {
-        runner.await??;
+    for task in tasks {
+        task.await??;
     }
 
     let mut events = Vec::new();
@@ -308,18 +423,22 @@ where
 }
 
 /// Runs `projection` over the log of `source` until `stop` fires.
-fn spawn_runner<S, P>(
-    source: S,
-    projection: P,
-    stop: StopSignal,
-) -> JoinHandle<Result<(), RunError>>
+fn spawn_runner<S, P>(source: S, projection: P, stop: StopSignal) -> Task
 where
     S: EventStore + Clone + 'static,
     P: Projection + 'static,
 {
     let mut runner =
         ProjectionRunner::new(source, projection).with_poll_interval(Duration::from_millis(200));
-    tokio::spawn(async move { runner.run(stop).await })
+    tokio::spawn(async move { Ok(runner.run(stop).await?) })
+}
+
+/// Runs `handler` under `consumer` until `stop` fires.
+fn spawn_consumer<H>(consumer: NatsConsumer, handler: H, stop: StopSignal) -> Task
+where
+    H: NatsHandler + 'static,
+{
+    tokio::spawn(async move { Ok(consumer.run(handler, stop).await?) })
 }
 
 async fn wait_for(book: &OrderList, order: &str, status: OrderStatus) -> Result<(), FlowError> {

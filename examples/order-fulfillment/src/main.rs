@@ -4,14 +4,20 @@
 //! events: on the embedded memory store by default, on PostgreSQL (one schema per service)
 //! when `DATABASE_URL` is set. Prints every event of both logs with its correlation and
 //! causation ids, then the order read model.
+//!
+//! With `-- --nats` the two services talk only through NATS JetStream: each relays its log to
+//! a stream and consumes the other's. It uses the server `NATS_URL` names, or starts a
+//! throwaway `nats-server` (installed from Debian's `nats-server` package, or on `PATH`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use annals::RecordedEvent;
 use annals_memory::MemoryEventStore;
+use annals_nats::async_nats;
+use annals_nats::testing::NatsServer;
 use annals_postgres::{PgConfig, PgEventStore};
-use example_order_fulfillment::{run_flow, FlowError, FlowReport};
+use example_order_fulfillment::{run_flow, run_flow_over_nats, FlowError, FlowReport};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,6 +31,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), FlowError> {
+    if std::env::args().skip(1).any(|arg| arg == "--nats") {
+        return run_over_nats().await;
+    }
     let report = match std::env::var("DATABASE_URL") {
         Ok(url) => {
             println!("backend: PostgreSQL (schemas `orders` and `inventory`)\n");
@@ -40,6 +49,23 @@ async fn run() -> Result<(), FlowError> {
             run_flow(MemoryEventStore::new(), MemoryEventStore::new()).await?
         }
     };
+    print(&report);
+    Ok(())
+}
+
+async fn run_over_nats() -> Result<(), FlowError> {
+    // A server of this run's own when NATS_URL names none; dropped (stopped) at the end.
+    let (url, _server) = match std::env::var("NATS_URL") {
+        Ok(url) if !url.trim().is_empty() => (url, None),
+        _ => {
+            let server = NatsServer::start()?;
+            (server.url(), Some(server))
+        }
+    };
+    println!("transport: NATS JetStream at {url}; each service on its own memory store\n");
+    let client = async_nats::connect(url.as_str()).await?;
+    let report =
+        run_flow_over_nats(MemoryEventStore::new(), MemoryEventStore::new(), client).await?;
     print(&report);
     Ok(())
 }

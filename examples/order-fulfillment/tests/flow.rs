@@ -6,7 +6,7 @@
 use annals::RecordedEvent;
 use annals_memory::MemoryEventStore;
 use example_order_fulfillment::orders::OrderStatus;
-use example_order_fulfillment::{run_flow, FlowReport};
+use example_order_fulfillment::{run_flow, run_flow_over_nats, FlowReport};
 
 fn find<'a>(report: &'a FlowReport, stream: &str, event_type: &str) -> &'a RecordedEvent {
     report
@@ -78,5 +78,17 @@ async fn the_flow_completes_on_postgresql() {
     let orders = annals_postgres::testing::fresh_store().await;
     let inventory = annals_postgres::testing::fresh_store().await;
     let report = run_flow(orders, inventory).await.unwrap();
+    check(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_completes_over_nats_with_nothing_shared_but_the_bus() {
+    let server = annals_nats::testing::NatsServer::start().unwrap();
+    let client = annals_nats::async_nats::connect(server.url())
+        .await
+        .unwrap();
+    let report = run_flow_over_nats(MemoryEventStore::new(), MemoryEventStore::new(), client)
+        .await
+        .unwrap();
     check(&report);
 }
