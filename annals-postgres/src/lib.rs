@@ -44,6 +44,11 @@
 //!   has applied, written in the transaction that applies them
 //!   ([`PgEventStore::record_in_inbox`]).
 //!
+//! Bodies and metadata are `json`, not `jsonb`: `json` is checked to be JSON on the way in
+//! and handed back exactly as written, while `jsonb` is rebuilt into text on every read
+//! (measured in `benches/compare`'s README). SQL over bodies still works (`payload->>'amount'`,
+//! expression indexes); a `jsonb` GIN index over whole bodies is what you give up.
+//!
 //! # Privileges
 //!
 //! The schema can be migrated by one (owner) role and used by another that holds only what
