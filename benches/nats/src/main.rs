@@ -57,7 +57,7 @@ async fn main() -> Result<(), BoxError> {
         Plan {
             events: 100_000,
             streams: 1_000,
-            rounds: 3,
+            rounds: 5,
             rate: 1_000,
             latency_for: Duration::from_secs(20),
             quick,
@@ -75,21 +75,21 @@ async fn main() -> Result<(), BoxError> {
     }
 
     let mut raw_rates = Vec::new();
+    let mut ordered_rates = Vec::new();
     let mut relay_rates = Vec::new();
     for round in 0..plan.rounds {
-        // Alternate which goes first, so neither always meets a warmer server.
-        for relay_first in [round % 2 == 1, round % 2 == 0] {
-            if relay_first {
-                relay_rates.push(relay_rate(&store, &client, round, plan.events).await?);
-            } else {
-                raw_rates.push(raw_rate(&client, &events, round).await?);
+        // Rotate which goes first, so none always meets a warmer server.
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => relay_rates.push(relay_rate(&store, &client, round, plan.events).await?),
+                1 => raw_rates.push(raw_rate(&client, &events, round, false).await?),
+                _ => ordered_rates.push(raw_rate(&client, &events, round, true).await?),
             }
         }
     }
-    raw_rates.sort_by(f64::total_cmp);
-    relay_rates.sort_by(f64::total_cmp);
-    let raw = raw_rates[raw_rates.len() / 2];
-    let relay = relay_rates[relay_rates.len() / 2];
+    let raw = median(&mut raw_rates);
+    let ordered = median(&mut ordered_rates);
+    let relay = median(&mut relay_rates);
 
     let latencies = latency(&client, &plan).await?;
 
@@ -101,16 +101,19 @@ async fn main() -> Result<(), BoxError> {
          | relay: {events} events of {streams} streams to JetStream, window {window}, median of {rounds} | {relay:.0} events/s |\n\
          | raw async-nats publisher of the same messages, same window, median of {rounds} | {raw:.0} events/s |\n\
          | relay / raw | {ratio:.2}x |\n\
+         | raw publisher adding the relay's order headers (`Nats-Expected-Stream`, `Nats-Expected-Last-Msg-Id`), median of {rounds} | {ordered:.0} events/s |\n\
+         | relay / raw with the same headers | {ordered_ratio:.2}x |\n\
          | append to consumer handler at {rate} events/s for {secs} s: p50 | {p50:.2} ms |\n\
          | p99 | {p99:.2} ms |\n\
          | max | {max:.2} ms |\n\n\
-         Each round: relay runs {relay_rates:?}, raw runs {raw_rates:?} (events/s).\n",
+         Runs (events/s): relay {relay_rates:?}, raw {raw_rates:?}, raw with the order headers {ordered_rates:?}.\n",
         cores = std::thread::available_parallelism().map_or(0, |n| n.get()),
         events = plan.events,
         streams = plan.streams,
         window = DEFAULT_PUBLISH_WINDOW,
         rounds = plan.rounds,
         ratio = relay / raw,
+        ordered_ratio = relay / ordered,
         rate = plan.rate,
         secs = plan.latency_for.as_secs(),
         p50 = millis(percentile(&latencies, 0.50)),
@@ -118,6 +121,7 @@ async fn main() -> Result<(), BoxError> {
         max = millis(percentile(&latencies, 1.0)),
         relay_rates = relay_rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>(),
         raw_rates = raw_rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>(),
+        ordered_rates = ordered_rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>(),
     );
     print!("{report}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -155,7 +159,10 @@ fn event(n: u64) -> Result<NewEvent, BoxError> {
         amount: n,
         note: "a deposit of the benchmark".to_owned(),
     };
-    Ok(NewEvent::encode(&event, Metadata::new().with_actor("bench"))?)
+    Ok(NewEvent::encode(
+        &event,
+        Metadata::new().with_actor("bench"),
+    )?)
 }
 
 /// Events per second of a relay catching up on `store` into a new stream.
@@ -169,7 +176,8 @@ async fn relay_rate(
         format!("RELAY_{round}"),
         SubjectMapping::new(format!("relay{round}")),
     )
-    .with_name(format!("bench-{round}"));
+    .with_name(format!("bench-{round}"))
+    .with_batch_size(relay_batch_size());
     let mut relay = Relay::new(store.clone(), client.clone(), config);
     let started = Instant::now();
     let published = relay.catch_up().await?;
@@ -180,14 +188,24 @@ async fn relay_rate(
     Ok(events as f64 / elapsed.as_secs_f64())
 }
 
+/// The relay's batch size: `RELAY_BATCH_SIZE`, or the relay's default.
+fn relay_batch_size() -> usize {
+    std::env::var("RELAY_BATCH_SIZE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(annals_nats::relay::DEFAULT_RELAY_BATCH_SIZE)
+}
+
 /// Events per second of a raw publisher of the same messages (subjects, headers, bodies) into
 /// a new stream, with the relay's window of unacknowledged messages.
 async fn raw_rate(
     client: &async_nats::Client,
     events: &[RecordedEvent],
     round: usize,
+    with_order_headers: bool,
 ) -> Result<f64, BoxError> {
     let js = jetstream::new(client.clone());
+    let round = format!("{round}{}", if with_order_headers { "o" } else { "" });
     let prefix = format!("raw{round}");
     js.create_stream(stream::Config {
         name: format!("RAW_{round}"),
@@ -196,13 +214,24 @@ async fn raw_rate(
     })
     .await?;
     let mapping = SubjectMapping::new(prefix);
-    let messages: Vec<(String, HeaderMap, Bytes)> = events
-        .iter()
-        .map(|e| (mapping.subject(e), headers_of(e), body_of(e)))
-        .collect();
     let started = Instant::now();
     let mut pending = VecDeque::with_capacity(DEFAULT_PUBLISH_WINDOW);
-    for (subject, headers, body) in messages {
+    // Each message is made as the relay makes it, from the stored event, in the timed loop.
+    let stream_name = format!("RAW_{round}");
+    for (index, event) in events.iter().enumerate() {
+        let (subject, mut headers, body): (String, HeaderMap, Bytes) =
+            (mapping.subject(event), headers_of(event), body_of(event));
+        if with_order_headers {
+            // The headers the relay adds for order: the stream it expects, and the message
+            // before this one.
+            headers.insert("Nats-Expected-Stream", stream_name.as_str());
+            if let Some(previous) = index.checked_sub(1).map(|i| &events[i]) {
+                headers.insert(
+                    "Nats-Expected-Last-Msg-Id",
+                    previous.event_id.to_string().as_str(),
+                );
+            }
+        }
         if pending.len() == DEFAULT_PUBLISH_WINDOW {
             if let Some(ack) = pending.pop_front() {
                 let _: jetstream::publish::PublishAck = ack.await?;
@@ -295,6 +324,11 @@ async fn latency(client: &async_nats::Client, plan: &Plan) -> Result<Vec<Duratio
     let mut latencies = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
     latencies.sort();
     Ok(latencies)
+}
+
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates.get(rates.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
