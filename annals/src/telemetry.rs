@@ -233,8 +233,18 @@ impl Outcome {
     }
 }
 
+/// Whether a metrics recorder is installed (for this thread's scope or globally): without one
+/// the facade's recorder is a unit struct that records nothing, and timing a command would be
+/// clock reads for nothing.
+pub(crate) fn recording() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
+
 /// A repository's metric handles, registered once for its aggregate type.
 pub(crate) struct RepositoryMetrics {
+    /// Whether a recorder was installed when the handles were registered: durations are only
+    /// measured then.
+    pub(crate) timed: bool,
     commands: [Counter; 6],
     pub(crate) command_duration: Histogram,
     pub(crate) conflicts: Counter,
@@ -251,6 +261,7 @@ impl RepositoryMetrics {
         use names::*;
         let labels = [("aggregate", aggregate)];
         RepositoryMetrics {
+            timed: recording(),
             commands: Outcome::ALL.map(|outcome| {
                 metrics::counter!(COMMANDS, "aggregate" => aggregate, "outcome" => outcome.label())
             }),
@@ -266,11 +277,8 @@ impl RepositoryMetrics {
     }
 
     pub(crate) fn command(&self, outcome: Outcome) {
-        let index = Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(Outcome::ALL.len() - 1);
-        if let Some(counter) = self.commands.get(index) {
+        // `ALL` lists the outcomes in declaration order, so the discriminant is the index.
+        if let Some(counter) = self.commands.get(outcome as usize) {
             counter.increment(1);
         }
     }

@@ -44,7 +44,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        let started = Instant::now();
+        let started = self.metrics.timed.then(Instant::now);
         let span = tracing::info_span!(
             "annals.command",
             annals.aggregate = A::TYPE,
@@ -53,21 +53,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             annals.outcome = Empty,
             annals.attempts = Empty,
         );
-        let result = async {
-            let _turn = self.writers.take(id).await;
-            let mut held = None;
-            let outcome = self
-                .decide_and_append(id, &command, &context, &mut held)
-                .await;
-            if let Some(turn) = held {
-                if let Err(error) = turn.release().await {
-                    tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
-                }
-            }
-            outcome
-        }
-        .instrument(span.clone())
-        .await;
+        // Without a subscriber the command's future is awaited where it is made, not moved
+        // into a wrapper.
+        let result = if span.is_disabled() {
+            self.run_command(id, &command, &context).await
+        } else {
+            self.run_command(id, &command, &context)
+                .instrument(span.clone())
+                .await
+        };
         let outcome = match &result {
             Ok(done) if done.duplicate => Outcome::Duplicate,
             Ok(done) if done.appended > 0 => Outcome::Appended,
@@ -77,13 +71,37 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             | Err(RepositoryError::Store(StoreError::Conflict { .. })) => Outcome::Conflict,
             Err(_) => Outcome::Failed,
         };
-        span.record("annals.outcome", outcome.label());
-        if let Ok(done) = &result {
-            span.record("annals.attempts", done.attempts);
+        if !span.is_disabled() {
+            span.record("annals.outcome", outcome.label());
+            if let Ok(done) = &result {
+                span.record("annals.attempts", done.attempts);
+            }
         }
         self.metrics.command(outcome);
-        self.metrics.command_duration.record(started.elapsed());
+        if let Some(started) = started {
+            self.metrics.command_duration.record(started.elapsed());
+        }
         result
+    }
+
+    /// One command under this process's turn of the stream, the store's turn released after it.
+    async fn run_command(
+        &self,
+        id: &StreamId,
+        command: &A::Command,
+        context: &CommandContext,
+    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
+        let _turn = self.writers.take(id).await;
+        let mut held = None;
+        let outcome = self
+            .decide_and_append(id, command, context, &mut held)
+            .await;
+        if let Some(turn) = held {
+            if let Err(error) = turn.release().await {
+                tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
+            }
+        }
+        outcome
     }
 
     /// The attempts of one command, under this process's turn of the stream; from the first
@@ -217,12 +235,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let expected = context
             .expected_version
             .unwrap_or(ExpectedVersion::Exact(decided_at));
-        let started = Instant::now();
+        let started = self.metrics.timed.then(Instant::now);
         let appended = match held.take() {
             Some(turn) => turn.append_and_release(expected, new_events).await,
             None => self.store.append(id, expected, new_events).await,
         };
-        self.metrics.append_duration.record(started.elapsed());
+        if let Some(started) = started {
+            self.metrics.append_duration.record(started.elapsed());
+        }
         appended
     }
 

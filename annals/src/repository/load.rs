@@ -25,14 +25,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             annals.events_replayed = Empty,
             annals.snapshot = false,
         );
-        async {
+        let work = async {
             let mut loaded = self.start(id, None).await?;
             self.catch_up(&mut None, id, &mut loaded, None).await?;
             self.cache.put(id, loaded.clone());
             Ok(loaded)
+        };
+        if span.is_disabled() {
+            work.await
+        } else {
+            work.instrument(span).await
         }
-        .instrument(span)
-        .await
     }
 
     /// The state as it was at `version` (time travel by version).
