@@ -230,8 +230,11 @@ impl MemoryNatsHandler for Applied {
 
     fn handle(&mut self, event: &Envelope<ShopEvent>) -> Result<(), HandlerError> {
         // A slow handler (blocking, as a heavy synchronous one would), so that the aborts
-        // meet work in progress.
-        std::thread::sleep(Duration::from_millis(1));
+        // meet work in progress: a run is aborted at most 45 ms after its first call (20 ms
+        // to notice the call, 25 at most before the abort), so it handles at most 12 events,
+        // and half the aborts cannot get through the 300 events. At 1 ms a run could handle
+        // 45, and the work sometimes ended before the test's twentieth abort.
+        std::thread::sleep(Duration::from_millis(4));
         self.applied.lock().unwrap().push(event.event_id);
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(())
