@@ -173,6 +173,7 @@ pub fn describe() {
 /// The `annals.append` span of one append call, for a store to run the append in: the
 /// store's `db.system` (`"postgresql"`, ...), how many streams and events, the expected version
 /// of a one-stream append. Close it with [`record_append`].
+#[inline]
 pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
     let span = tracing::info_span!(
         "annals.append",
