@@ -51,13 +51,16 @@
 //! Several processes may run the same consumer: JetStream shares the messages out between
 //! them, and the inbox still applies each event once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use annals::{Envelope, Event, HandlerRetry, StopSignal, UnknownEvents};
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures_util::StreamExt;
+use tracing::field::Empty;
+use tracing::Instrument;
 
+use crate::telemetry::{ConsumerMetrics, Processed};
 use crate::wire::{self, MessageProblem};
 
 pub mod dead_letter;
@@ -310,6 +313,7 @@ impl NatsConsumer {
         mut stop: StopSignal,
     ) -> Result<(), ConsumerError> {
         let consumer = self.start().await?;
+        let metrics = ConsumerMetrics::new(&self.name);
         let pull_failed = |source: async_nats::Error| ConsumerError::Pull {
             consumer: self.name.clone(),
             source,
@@ -329,7 +333,28 @@ impl NatsConsumer {
                     next = messages.next() => next,
                 };
                 match next {
-                    Some(Ok(message)) => self.process(&mut delivery, message).await?,
+                    Some(Ok(message)) => {
+                        let started = Instant::now();
+                        let span = tracing::info_span!(
+                            "annals.consumer.message",
+                            messaging.system = "nats",
+                            messaging.operation.name = "process",
+                            messaging.destination.name = %message.subject,
+                            messaging.consumer.group.name = %self.name,
+                            messaging.message.id = Empty,
+                            annals.outcome = Empty,
+                        );
+                        if let Some(id) = wire::event_id_of(message.headers.as_ref()) {
+                            span.record("messaging.message.id", tracing::field::display(id));
+                        }
+                        let outcome = self
+                            .process(&mut delivery, message)
+                            .instrument(span.clone())
+                            .await?;
+                        span.record("annals.outcome", outcome.label());
+                        metrics.processed(outcome);
+                        metrics.handle_duration.record(started.elapsed());
+                    }
                     Some(Err(error)) => {
                         use pull::MessagesErrorKind as Kind;
                         match error.kind() {
@@ -353,12 +378,13 @@ impl NatsConsumer {
         Ok(())
     }
 
-    /// Handles one message: decode, deliver with retries, acknowledge; or park.
+    /// Handles one message: decode, deliver with retries, acknowledge; or park. Says how it
+    /// ended.
     async fn process<D: Delivery>(
         &self,
         delivery: &mut D,
         message: jetstream::Message,
-    ) -> Result<(), ConsumerError> {
+    ) -> Result<Processed, ConsumerError> {
         let at = self.message_ref(&message);
         let read = read_message::<D::Event>(
             &message.message,
@@ -370,12 +396,12 @@ impl NatsConsumer {
             Ok(None) => {
                 tracing::info!(consumer = %self.name, message = %at, "skipped: a type the event enum removed or does not know");
                 self.acknowledge(&message, &at, AckKind::Ack).await;
-                return Ok(());
+                return Ok(Processed::Skipped);
             }
             Err(unreadable) => {
-                return self
-                    .park(&message, at, ParkReason::Unreadable(unreadable))
-                    .await
+                self.park(&message, at, ParkReason::Unreadable(unreadable))
+                    .await?;
+                return Ok(Processed::Parked);
             }
         };
         let mut backoff = self.retry.initial_backoff;
@@ -385,12 +411,12 @@ impl NatsConsumer {
                 Ok(Delivered::Applied) => {
                     tracing::debug!(consumer = %self.name, message = %at, "handled");
                     self.acknowledge(&message, &at, AckKind::Ack).await;
-                    return Ok(());
+                    return Ok(Processed::Applied);
                 }
                 Ok(Delivered::Duplicate) => {
                     tracing::info!(consumer = %self.name, message = %at, "skipped: the inbox shows it applied before");
                     self.acknowledge(&message, &at, AckKind::Ack).await;
-                    return Ok(());
+                    return Ok(Processed::Duplicate);
                 }
                 Err(failure) => failure,
             };
@@ -401,7 +427,8 @@ impl NatsConsumer {
                             attempts: attempt,
                             source,
                         };
-                        self.park(&message, at, reason).await
+                        self.park(&message, at, reason).await?;
+                        Ok(Processed::Parked)
                     }
                     Failure::Inbox(source) => Err(ConsumerError::Inbox {
                         consumer: self.name.clone(),

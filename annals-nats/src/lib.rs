@@ -38,6 +38,7 @@
 
 pub mod consumer;
 pub mod relay;
+pub mod telemetry;
 pub mod wire;
 
 #[cfg(feature = "testing")]

@@ -61,7 +61,7 @@ pub enum StoreError {
     /// A stored event cannot be read back: its metadata does not decode, or its stream id is
     /// not a valid one. Names the first such event after the reader's checkpoint; a reader
     /// may skip it by moving its checkpoint to [`corrupt_checkpoint`](StoreError::corrupt_checkpoint)
-    /// (see [`CorruptEvents`]).
+    /// (see [`CorruptEvents`](crate::CorruptEvents)).
     #[error("stored event {version} of stream `{stream}` at position {position} cannot be read: {reason}")]
     CorruptEvent {
         /// The stream id as stored (not a [`StreamId`]: it may be the part that is invalid).

@@ -173,7 +173,7 @@ impl RecordedEvent {
     }
 }
 
-/// One event as [`EventStore::replay_stream`] lends it out: what decoding and applying it
+/// One event as [`EventStore::replay_stream`](crate::EventStore::replay_stream) lends it out: what decoding and applying it
 /// needs, borrowed from the store for the duration of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayedEvent<'a> {

@@ -117,7 +117,7 @@ pub trait EventStore: Send + Sync {
     /// [`read_stream`](EventStore::read_stream): a read whose first event it is fails with
     /// [`StoreError::CorruptEvent`], whose
     /// [`corrupt_checkpoint`](StoreError::corrupt_checkpoint) is where a reader that skips it
-    /// reads on from ([`CorruptEvents`]).
+    /// reads on from ([`CorruptEvents`](crate::CorruptEvents)).
     async fn read_all(
         &self,
         after: Checkpoint,
@@ -284,7 +284,7 @@ pub trait HeldTurn: Send {
     async fn release(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// The batch size readers ([`LogReader`], [`StreamReader`], [`Subscription`](crate::Subscription))
+/// The batch size readers ([`LogReader`](crate::LogReader), [`StreamReader`](crate::StreamReader), [`Subscription`](crate::Subscription))
 /// use unless told otherwise: 5,000 events.
 ///
 /// Each read of the global log costs a round trip and a fixed share of the server's work

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use annals::{
     Batch, Checkpoint, EventStore, Filter, HandlerError, ProjectionSink, RecordedEvent, SinkError,
@@ -12,10 +13,12 @@ use async_nats::jetstream::context::{PublishAckFuture, PublishError};
 use async_nats::jetstream::{self, publish::PublishAck};
 use async_trait::async_trait;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::config::RelayConfig;
 use super::error::RelayError;
 use super::RelayStatus;
+use crate::telemetry::RelayMetrics;
 use crate::wire::{self, SubjectMapping};
 
 /// The header that makes JetStream store a message only right after the one with the given
@@ -56,6 +59,7 @@ pub struct RelaySink {
     filter: Filter,
     window: usize,
     status: watch::Sender<RelayStatus>,
+    metrics: RelayMetrics,
 }
 
 impl RelaySink {
@@ -82,6 +86,7 @@ impl RelaySink {
             filter: config.filter().clone(),
             window: config.publish_window(),
             status,
+            metrics: RelayMetrics::new(config.name()),
         }
     }
 
@@ -131,6 +136,7 @@ impl RelaySink {
     ) -> Result<PublishAck, (usize, RelayError)> {
         match ack.await {
             Ok(ack) => {
+                self.metrics.events.increment(1);
                 self.status.send_modify(|status| {
                     status.relayed += 1;
                     if ack.duplicate {
@@ -183,7 +189,18 @@ impl<S: EventStore + ?Sized> ProjectionSink<S> for RelaySink {
         store: &S,
         batch: Batch<'_, RecordedEvent>,
     ) -> Result<(), SinkError> {
-        let (index, error) = match self.publish(batch.events).await {
+        let span = tracing::info_span!(
+            "annals.relay.batch",
+            messaging.system = "nats",
+            messaging.operation.name = "publish",
+            messaging.destination.name = %self.stream,
+            messaging.batch.message_count = batch.events.len(),
+            annals.relay = %self.relay,
+        );
+        let started = Instant::now();
+        let published = self.publish(batch.events).instrument(span).await;
+        self.metrics.publish_duration.record(started.elapsed());
+        let (index, error) = match published {
             Ok(()) => {
                 store
                     .save_checkpoint_if(&self.name, batch.from, batch.to)

@@ -14,7 +14,7 @@ use crate::stream::StreamId;
 ///
 /// The default: at most 16 decisions ([`DEFAULT_MAX_ATTEMPTS`]). After the first conflict the
 /// repository takes the stream's turn across every writer of the store
-/// ([`EventStore::hold_turn`]: PostgreSQL's advisory lock, held on one connection while it
+/// ([`EventStore::hold_turn`](crate::EventStore::hold_turn): PostgreSQL's advisory lock, held on one connection while it
 /// reads, decides and appends; among repositories of one memory store, a queue), so the
 /// writers that lost a race are served in turn instead of racing again. A store without such
 /// turns gets a randomized backoff instead ("full jitter"): before deciding again the

@@ -28,7 +28,7 @@ pub enum RepositoryError<E> {
     #[error("command rejected: {0}")]
     Rejected(#[source] E),
     /// The store failed or refused the append (a conflict with an expected version given in
-    /// the [`CommandContext`] arrives here as [`StoreError::Conflict`]).
+    /// the [`CommandContext`](crate::CommandContext) arrives here as [`StoreError::Conflict`]).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A stored event could not be decoded.
