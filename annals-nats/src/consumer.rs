@@ -100,6 +100,14 @@ const PULL_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long the consumer waits before it pulls again after a pull failed.
 const PULL_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The first wait before a consumer that failed for a passing reason (NATS unreachable, no
+/// stream leader yet, a dead letter not stored) starts again; it doubles up to
+/// [`MAX_RESTART_BACKOFF`].
+const RESTART_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait between two starts of a failing consumer.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+
 /// A durable JetStream pull consumer of relayed events.
 ///
 /// ```no_run
@@ -259,16 +267,27 @@ impl NatsConsumer {
             .map_err(|e| setup(e.into()))?;
         let existing = &consumer.cached_info().config.filter_subject;
         if *existing != filter {
-            return Err(setup(
-                format!("the consumer exists with filter subject `{existing}`, not `{filter}`")
-                    .into(),
-            ));
+            return Err(ConsumerError::Config {
+                consumer: self.name.clone(),
+                reason: format!(
+                    "the consumer exists on stream `{}` with filter subject `{existing}`, not `{filter}`",
+                    self.stream
+                ),
+            });
         }
         Ok(consumer)
     }
 
     /// Runs `handler` (effects at least once) until `stop` fires; see the [module](self)'s
     /// guarantees.
+    ///
+    /// Every run method carries on through failures that pass: NATS unreachable or a node
+    /// lost, a stream without a leader for a while, a pull that breaks, a dead letter that
+    /// cannot be stored yet. It logs the typed [`ConsumerError`], waits (100 ms, doubling up
+    /// to 5 s) and starts again, and the messages it had not acknowledged are delivered again.
+    /// It returns when `stop` fires, on a configuration that cannot work (a bad name, a
+    /// consumer or dead-letter stream configured otherwise), or when the inbox's database
+    /// keeps failing.
     pub async fn run<H: NatsHandler>(
         &self,
         handler: H,
@@ -312,6 +331,30 @@ impl NatsConsumer {
         mut delivery: D,
         mut stop: StopSignal,
     ) -> Result<(), ConsumerError> {
+        let mut backoff = RESTART_BACKOFF;
+        loop {
+            match self.run_until_error(&mut delivery, stop.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.passes() => {
+                    tracing::error!(consumer = %self.name, error = %error, retry_in = ?backoff,
+                        "consumer failed; starting again");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.stopped() => return Ok(()),
+                    }
+                    backoff = backoff.saturating_mul(2).min(MAX_RESTART_BACKOFF);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Sets the consumer up and pulls and handles messages until `stop` fires or an error.
+    async fn run_until_error<D: Delivery>(
+        &self,
+        delivery: &mut D,
+        mut stop: StopSignal,
+    ) -> Result<(), ConsumerError> {
         let consumer = self.start().await?;
         let metrics = ConsumerMetrics::new(&self.name);
         let pull_failed = |source: async_nats::Error| ConsumerError::Pull {
@@ -348,7 +391,7 @@ impl NatsConsumer {
                             span.record("messaging.message.id", tracing::field::display(id));
                         }
                         let outcome = self
-                            .process(&mut delivery, message)
+                            .process(delivery, message)
                             .instrument(span.clone())
                             .await?;
                         span.record("annals.outcome", outcome.label());

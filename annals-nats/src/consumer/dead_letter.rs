@@ -101,7 +101,26 @@ impl DeadLetters {
                 ..Default::default()
             })
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| {
+                use async_nats::jetstream::context::CreateStreamErrorKind as Kind;
+                use async_nats::jetstream::ErrorCode;
+                match e.kind() {
+                    // What starting again cannot change: a name JetStream refuses, subjects
+                    // another stream has.
+                    Kind::EmptyStreamName | Kind::InvalidStreamName => failed(e.to_string()),
+                    Kind::JetStream(api)
+                        if api.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
+                    {
+                        failed(e.to_string())
+                    }
+                    // NATS or JetStream away for a while: a run starts again.
+                    _ => ConsumerError::Setup {
+                        consumer: consumer.to_owned(),
+                        stream: self.stream.clone(),
+                        source: e.into(),
+                    },
+                }
+            })?;
         let subjects = &stream.cached_info().config.subjects;
         if !subjects
             .iter()

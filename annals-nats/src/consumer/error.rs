@@ -98,7 +98,8 @@ pub enum ConsumerError {
         /// What is wrong.
         reason: String,
     },
-    /// The durable consumer could not be created or read.
+    /// The durable consumer, or the dead-letter stream, could not be created or read (NATS
+    /// unreachable, no stream leader yet, the stream missing): a run starts again.
     #[error("consumer `{consumer}` on stream `{stream}`: cannot set it up: {source}")]
     Setup {
         /// The consumer.
@@ -109,8 +110,8 @@ pub enum ConsumerError {
         #[source]
         source: async_nats::Error,
     },
-    /// The dead-letter stream could not be created, or does not store the consumer's
-    /// dead-letter subject.
+    /// The dead-letter stream cannot store the consumer's dead-letter subject: it exists with
+    /// other subjects, another stream has them, or JetStream refuses its name.
     #[error(
         "consumer `{consumer}`: dead-letter stream `{stream}` for subject `{subject}`: {reason}"
     )]
@@ -159,4 +160,16 @@ pub enum ConsumerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl ConsumerError {
+    /// Whether starting the consumer again may get past it: NATS or a stream leader away for a
+    /// while, a broken pull, a dead letter not stored yet. Not a configuration that cannot
+    /// work, and not the inbox's database, which the consumer already retried.
+    pub fn passes(&self) -> bool {
+        matches!(
+            self,
+            ConsumerError::Setup { .. } | ConsumerError::Pull { .. } | ConsumerError::Park { .. }
+        )
+    }
 }
