@@ -1,0 +1,137 @@
+//! `annals`, an operator's command-line tool for the PostgreSQL event stores of
+//! [annals](https://github.com/annals-rs/annals): migrate a schema and see where it stands,
+//! without any of the application's types.
+//!
+//! ```text
+//! export DATABASE_URL=postgres://ops@db.internal/bank
+//! annals migrate                      # applies the migrations the schema lacks
+//! annals status                       # schema version, events, streams, projections' lag
+//! annals --schema billing status --json
+//! ```
+//!
+//! The database comes from `DATABASE_URL` or `--database-url`, the schema from `--schema`
+//! (default `annals`, validated as annals-postgres does). Every verb prints a table by
+//! default, or one JSON document with `--json`.
+//!
+//! # Exit codes
+//!
+//! - `0`: done, nothing wrong.
+//! - `1`: a finding: what was asked for is not stored, or a check failed.
+//! - `2`: a usage error, or an operation refused.
+//! - `3`: the database cannot be reached, the schema is missing or newer than this binary, or
+//!   a statement failed.
+
+mod db;
+mod error;
+mod schema;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+
+/// The exit codes, as `--help` shows them.
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 findings (not found, failed check), \
+2 usage error or refused, 3 connection or database error";
+
+/// An operator's tool for annals PostgreSQL event stores.
+#[derive(Debug, Parser)]
+#[command(name = "annals", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// The database, as `postgres://user:password@host:port/database`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// The schema that holds the store's tables.
+    #[arg(long, default_value = "annals", global = true)]
+    schema: String,
+    /// Prints one JSON document instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Applies the migrations the schema lacks, and prints which.
+    Migrate,
+    /// The schema version, events, streams, last position, transactions holding readers back
+    /// and the projections' lag.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let url = cli.database_url.ok_or_else(|| {
+        CliError::Usage("no database given: set DATABASE_URL or pass --database-url".to_owned())
+    })?;
+    let out = Output { json: cli.json };
+    match cli.verb {
+        Verb::Migrate => schema::migrate(&url, &cli.schema, out).await,
+        Verb::Status => schema::status(&url, &cli.schema, out).await,
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How a verb prints its result.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    /// One JSON document instead of a table.
+    json: bool,
+}
+
+impl Output {
+    /// Prints `document` as JSON, or `human` as text.
+    fn print(
+        self,
+        document: &serde_json::Value,
+        human: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), CliError> {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut out, document).map_err(std::io::Error::from)?;
+            writeln!(out)?;
+        } else {
+            human(&mut out)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
