@@ -8,6 +8,9 @@ pub(crate) enum CliError {
     /// The command line asks for something impossible (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// Something looked for is not stored (exit code 1).
+    #[error("{0}")]
+    NotFound(String),
     /// The database cannot be reached (exit code 3).
     #[error("cannot connect to {target}: {source}; check DATABASE_URL")]
     Connect {
@@ -44,6 +47,7 @@ impl CliError {
     /// The process exit code of this error: 1 a finding, 2 usage or refused, 3 the database.
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
+            CliError::NotFound(_) => ExitCode::from(1),
             CliError::Usage(_) => ExitCode::from(2),
             CliError::Connect { .. }
             | CliError::NoSchema(_)

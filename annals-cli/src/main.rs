@@ -1,12 +1,16 @@
 //! `annals`, an operator's command-line tool for the PostgreSQL event stores of
-//! [annals](https://github.com/annals-rs/annals): migrate a schema and see where it stands,
-//! without any of the application's types.
+//! [annals](https://github.com/annals-rs/annals): migrate a schema, see where it stands, and
+//! read its streams and events, without any of the application's types.
 //!
 //! ```text
 //! export DATABASE_URL=postgres://ops@db.internal/bank
 //! annals migrate                      # applies the migrations the schema lacks
 //! annals status                       # schema version, events, streams, projections' lag
 //! annals --schema billing status --json
+//! annals streams --prefix account- --limit 50
+//! annals stream account-42 --at 7     # its events up to version 7
+//! annals stream account-42 --at 2026-01-31T23:59:59Z
+//! annals event 0190d6c5-8f1e-7c1a-9d2b-3f4e5a6b7c8d
 //! ```
 //!
 //! The database comes from `DATABASE_URL` or `--database-url`, the schema from `--schema`
@@ -23,6 +27,7 @@
 
 mod db;
 mod error;
+mod read;
 mod schema;
 mod table;
 
@@ -61,6 +66,12 @@ enum Verb {
     /// The schema version, events, streams, last position, transactions holding readers back
     /// and the projections' lag.
     Status,
+    /// Lists streams with their event counts and last versions, by stream id.
+    Streams(read::StreamsArgs),
+    /// One stream's events with their metadata.
+    Stream(read::StreamArgs),
+    /// One event, by its id.
+    Event(read::EventArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +115,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.verb {
         Verb::Migrate => schema::migrate(&url, &cli.schema, out).await,
         Verb::Status => schema::status(&url, &cli.schema, out).await,
+        Verb::Streams(args) => read::streams(&url, &cli.schema, out, args).await,
+        Verb::Stream(args) => read::stream(&url, &cli.schema, out, args).await,
+        Verb::Event(args) => read::event(&url, &cli.schema, out, args).await,
     }?;
     Ok(ExitCode::SUCCESS)
 }
