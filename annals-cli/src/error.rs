@@ -8,6 +8,9 @@ pub(crate) enum CliError {
     /// The command line asks for something impossible (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// An operation was refused, for example a reset without confirmation (exit code 2).
+    #[error("{0}")]
+    Refused(String),
     /// Something looked for is not stored (exit code 1).
     #[error("{0}")]
     NotFound(String),
@@ -48,7 +51,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             CliError::NotFound(_) => ExitCode::from(1),
-            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Usage(_) | CliError::Refused(_) => ExitCode::from(2),
             CliError::Connect { .. }
             | CliError::NoSchema(_)
             | CliError::NewerSchema { .. }

@@ -1,6 +1,6 @@
 //! `annals`, an operator's command-line tool for the PostgreSQL event stores of
-//! [annals](https://github.com/annals-rs/annals): migrate a schema, see where it stands, and
-//! read its streams and events, without any of the application's types.
+//! [annals](https://github.com/annals-rs/annals): migrate a schema, see where it stands,
+//! read its streams and events, and reset projections, without any of the application's types.
 //!
 //! ```text
 //! export DATABASE_URL=postgres://ops@db.internal/bank
@@ -11,6 +11,8 @@
 //! annals stream account-42 --at 7     # its events up to version 7
 //! annals stream account-42 --at 2026-01-31T23:59:59Z
 //! annals event 0190d6c5-8f1e-7c1a-9d2b-3f4e5a6b7c8d
+//! annals projections                  # checkpoints and their lag in events
+//! annals projection reset balances --yes
 //! ```
 //!
 //! The database comes from `DATABASE_URL` or `--database-url`, the schema from `--schema`
@@ -21,12 +23,14 @@
 //!
 //! - `0`: done, nothing wrong.
 //! - `1`: a finding: what was asked for is not stored, or a check failed.
-//! - `2`: a usage error, or an operation refused.
+//! - `2`: a usage error, or an operation refused (a `projection reset` that is not
+//!   confirmed: without `--yes` and with no terminal to ask on).
 //! - `3`: the database cannot be reached, the schema is missing or newer than this binary, or
 //!   a statement failed.
 
 mod db;
 mod error;
+mod projections;
 mod read;
 mod schema;
 mod table;
@@ -64,7 +68,7 @@ enum Verb {
     /// Applies the migrations the schema lacks, and prints which.
     Migrate,
     /// The schema version, events, streams, last position, transactions holding readers back
-    /// and the projections' lag.
+    /// and the projections' lag (the last position minus the checkpoint's).
     Status,
     /// Lists streams with their event counts and last versions, by stream id.
     Streams(read::StreamsArgs),
@@ -72,6 +76,14 @@ enum Verb {
     Stream(read::StreamArgs),
     /// One event, by its id.
     Event(read::EventArgs),
+    /// The projections' checkpoints, their lag in events and when they were last saved.
+    Projections,
+    /// Acts on one projection's checkpoint.
+    Projection {
+        /// What to do.
+        #[command(subcommand)]
+        action: projections::ProjectionAction,
+    },
 }
 
 fn main() -> ExitCode {
@@ -118,6 +130,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Verb::Streams(args) => read::streams(&url, &cli.schema, out, args).await,
         Verb::Stream(args) => read::stream(&url, &cli.schema, out, args).await,
         Verb::Event(args) => read::event(&url, &cli.schema, out, args).await,
+        Verb::Projections => projections::list(&url, &cli.schema, out).await,
+        Verb::Projection { action } => projections::act(&url, &cli.schema, out, action).await,
     }?;
     Ok(ExitCode::SUCCESS)
 }
