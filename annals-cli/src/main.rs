@@ -1,6 +1,7 @@
 //! `annals`, an operator's command-line tool for the PostgreSQL event stores of
 //! [annals](https://github.com/annals-rs/annals): migrate a schema, see where it stands,
-//! read its streams and events, and reset projections, without any of the application's types.
+//! read its streams and events, reset projections, and
+//! check and measure the whole log, without any of the application's types.
 //!
 //! ```text
 //! export DATABASE_URL=postgres://ops@db.internal/bank
@@ -13,11 +14,14 @@
 //! annals event 0190d6c5-8f1e-7c1a-9d2b-3f4e5a6b7c8d
 //! annals projections                  # checkpoints and their lag in events
 //! annals projection reset balances --yes
+//! annals check --expect-types account.opened,account.deposited
+//! annals stats
 //! ```
 //!
 //! The database comes from `DATABASE_URL` or `--database-url`, the schema from `--schema`
 //! (default `annals`, validated as annals-postgres does). Every verb prints a table by
-//! default, or one JSON document with `--json`.
+//! default, or one JSON document with `--json`. Verbs that read the whole log (`check`,
+//! `stats`) draw a progress bar on stderr when it is a terminal.
 //!
 //! # Exit codes
 //!
@@ -32,8 +36,10 @@ mod db;
 mod error;
 mod projections;
 mod read;
+mod scan;
 mod schema;
 mod table;
+mod whole_log;
 
 use std::process::ExitCode;
 
@@ -78,6 +84,11 @@ enum Verb {
     Event(read::EventArgs),
     /// The projections' checkpoints, their lag in events and when they were last saved.
     Projections,
+    /// Reads every event: is each body and metadata JSON, which types and schema versions
+    /// are stored, are they all expected. Exit code 1 when something is wrong.
+    Check(whole_log::CheckArgs),
+    /// Events per type and per day, and the size of each table and index.
+    Stats,
     /// Acts on one projection's checkpoint.
     Projection {
         /// What to do.
@@ -132,6 +143,15 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Verb::Event(args) => read::event(&url, &cli.schema, out, args).await,
         Verb::Projections => projections::list(&url, &cli.schema, out).await,
         Verb::Projection { action } => projections::act(&url, &cli.schema, out, action).await,
+        Verb::Check(args) => {
+            let ok = whole_log::check(&url, &cli.schema, out, args).await?;
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        Verb::Stats => whole_log::stats(&url, &cli.schema, out).await,
     }?;
     Ok(ExitCode::SUCCESS)
 }
