@@ -41,6 +41,9 @@ pub(crate) enum CliError {
     /// The store failed, for example while migrating (exit code 3).
     #[error("store error: {0}")]
     Store(#[from] annals_postgres::PgError),
+    /// Reading the log failed (exit code 3).
+    #[error("cannot read the log: {0}")]
+    Read(#[from] annals::StoreError),
     /// Writing the output failed (exit code 3).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
@@ -57,6 +60,7 @@ impl CliError {
             | CliError::NewerSchema { .. }
             | CliError::Database(_)
             | CliError::Store(_)
+            | CliError::Read(_)
             | CliError::Output(_) => ExitCode::from(3),
         }
     }

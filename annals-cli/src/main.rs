@@ -1,7 +1,7 @@
 //! `annals`, an operator's command-line tool for the PostgreSQL event stores of
 //! [annals](https://github.com/annals-rs/annals): migrate a schema, see where it stands,
 //! read its streams and events, reset projections, and
-//! check and measure the whole log, without any of the application's types.
+//! check and measure the whole log, or follow it live, without any of the application's types.
 //!
 //! ```text
 //! export DATABASE_URL=postgres://ops@db.internal/bank
@@ -16,11 +16,13 @@
 //! annals projection reset balances --yes
 //! annals check --expect-types account.opened,account.deposited
 //! annals stats
+//! annals tail --type account.opened --stream-prefix account- --json
 //! ```
 //!
 //! The database comes from `DATABASE_URL` or `--database-url`, the schema from `--schema`
 //! (default `annals`, validated as annals-postgres does). Every verb prints a table by
-//! default, or one JSON document with `--json`. Verbs that read the whole log (`check`,
+//! default, or one JSON document with `--json`
+//! (`tail`: one JSON document per line). Verbs that read the whole log (`check`,
 //! `stats`) draw a progress bar on stderr when it is a terminal.
 //!
 //! # Exit codes
@@ -39,6 +41,7 @@ mod read;
 mod scan;
 mod schema;
 mod table;
+mod tail;
 mod whole_log;
 
 use std::process::ExitCode;
@@ -89,6 +92,9 @@ enum Verb {
     Check(whole_log::CheckArgs),
     /// Events per type and per day, and the size of each table and index.
     Stats,
+    /// Follows the global log live, from its head or `--from-position`, until Ctrl-C or
+    /// `--limit`; `--json` prints one JSON document per line.
+    Tail(tail::TailArgs),
     /// Acts on one projection's checkpoint.
     Projection {
         /// What to do.
@@ -117,14 +123,16 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            warn(format_args!(
+                "error: cannot start the async runtime: {error}"
+            ));
             return ExitCode::from(3);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            warn(format_args!("error: {error}"));
             error.exit_code()
         }
     }
@@ -151,9 +159,17 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 ExitCode::from(1)
             });
         }
+        Verb::Tail(args) => tail::tail(&url, &cli.schema, out, args).await,
         Verb::Stats => whole_log::stats(&url, &cli.schema, out).await,
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a line to stderr. A closed stderr is no reason to panic: the exit code still
+/// tells what happened.
+fn warn(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{message}");
 }
 
 /// How a verb prints its result.
