@@ -75,27 +75,37 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Verb {
     /// Applies the migrations the schema lacks, and prints which.
+    #[command(after_help = EXIT_CODES)]
     Migrate,
     /// The schema version, events, streams, last position, transactions holding readers back
     /// and the projections' lag (the last position minus the checkpoint's).
+    #[command(after_help = EXIT_CODES)]
     Status,
     /// Lists streams with their event counts and last versions, by stream id.
+    #[command(after_help = EXIT_CODES)]
     Streams(read::StreamsArgs),
     /// One stream's events with their metadata.
+    #[command(after_help = EXIT_CODES)]
     Stream(read::StreamArgs),
     /// One event, by its id.
+    #[command(after_help = EXIT_CODES)]
     Event(read::EventArgs),
     /// The projections' checkpoints, their lag in events and when they were last saved.
+    #[command(after_help = EXIT_CODES)]
     Projections,
     /// Reads every event: is each body and metadata JSON, which types and schema versions
     /// are stored, are they all expected. Exit code 1 when something is wrong.
+    #[command(after_help = EXIT_CODES)]
     Check(whole_log::CheckArgs),
     /// Events per type and per day, and the size of each table and index.
+    #[command(after_help = EXIT_CODES)]
     Stats,
     /// Follows the global log live, from its head or `--from-position`, until Ctrl-C or
     /// `--limit`; `--json` prints one JSON document per line.
+    #[command(after_help = EXIT_CODES)]
     Tail(tail::TailArgs),
     /// Acts on one projection's checkpoint.
+    #[command(after_help = EXIT_CODES)]
     Projection {
         /// What to do.
         #[command(subcommand)]

@@ -19,6 +19,7 @@ pub(crate) enum ProjectionAction {
     /// a second time. A runner at work finds its checkpoint gone at its next batch and
     /// stops with an error rather than writing over the reset. Asks for confirmation on a
     /// terminal; elsewhere it refuses (exit code 2) without `--yes`.
+    #[command(after_help = crate::EXIT_CODES)]
     Reset {
         /// The projection's (checkpoint's) name.
         name: String,

@@ -65,7 +65,8 @@ pub(crate) async fn migrate(url: &str, schema: &str, out: Output) -> Result<(), 
 
 /// `annals status`: where the schema stands.
 pub(crate) async fn status(url: &str, schema: &str, out: Output) -> Result<(), CliError> {
-    let client = db::open(url, schema).await?;
+    db::validate_schema(schema)?;
+    let client = db::connect(url).await?;
     let version = db::check_version(db::schema_version(&client, schema).await?, schema)?;
     let q = quoted(schema);
     let row = client

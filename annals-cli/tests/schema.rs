@@ -73,6 +73,30 @@ async fn status_counts_events_streams_and_projection_lag() {
     assert!(human.stdout.contains("balances"), "{}", human.stdout);
 }
 
+#[tokio::test]
+async fn status_shows_a_transaction_holding_readers_back() {
+    let (store, schema) = store().await;
+    let mut client = store.pool().get().await.expect("a connection");
+    let transaction = client.transaction().await.expect("a transaction");
+    // A lock stronger than a read, as an append holds until it commits.
+    transaction
+        .batch_execute(&format!(
+            "LOCK TABLE \"{schema}\".events IN ROW EXCLUSIVE MODE; SELECT 'held by the test'"
+        ))
+        .await
+        .expect("the lock is taken");
+
+    let status = run(&schema, &["status", "--json"]).json();
+    let holding = status["holding_readers_back"].as_array().expect("a list");
+    assert_eq!(holding.len(), 1, "{status}");
+    assert!(holding[0]["pid"].is_i64());
+    assert!(holding[0]["started"].is_string());
+    transaction.rollback().await.expect("the rollback");
+
+    let status = run(&schema, &["status", "--json"]).json();
+    assert_eq!(status["holding_readers_back"], serde_json::json!([]));
+}
+
 #[test]
 fn a_schema_without_tables_says_to_migrate() {
     let schema = unique_schema();

@@ -139,3 +139,17 @@ async fn tail_starts_from_a_position() {
     assert_eq!(types, vec!["deposited", "withdrawn", "closed"]);
     assert_eq!(events[0]["position"], second);
 }
+
+#[tokio::test]
+async fn tail_stops_on_ctrl_c() {
+    let (_store, schema) = store().await;
+    let child = spawn_tail(&schema, &[]);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(interrupted.success());
+    let (code, events) = finish(child);
+    assert_eq!(code, 0);
+    assert!(events.is_empty());
+}
