@@ -14,6 +14,13 @@ pub(crate) const KNOWN_SCHEMA_VERSION: i32 = 6;
 /// How long a connection attempt may take when the URL sets no `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// SQL that prints the `timestamptz` expression `column` as RFC 3339 in UTC with
+/// microseconds (`2026-01-31T23:59:59.123456Z`), whatever the session's time zone and
+/// date style: the format `annals tail` prints too.
+pub(crate) fn rfc3339(column: &str) -> String {
+    format!("to_char(({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
 /// Checks a schema name as annals-postgres does (`[a-z_][a-z0-9_]{0,62}`).
 pub(crate) fn validate_schema(schema: &str) -> Result<(), CliError> {
     annals_postgres::PgConfig::default()

@@ -38,10 +38,11 @@ pub(crate) async fn list(url: &str, schema: &str, out: Output) -> Result<(), Cli
     let rows = client
         .query(
             &format!(
-                "SELECT c.name, c.commit, c.position, c.updated_at::text,
+                "SELECT c.name, c.commit, c.position, {},
                         (SELECT count(*) FROM {q}.events e
                          WHERE (e.tx_id, e.position) > (c.commit::text::xid8, c.position))
-                 FROM {q}.checkpoints c ORDER BY c.name"
+                 FROM {q}.checkpoints c ORDER BY c.name",
+                db::rfc3339("c.updated_at")
             ),
             &[],
         )

@@ -56,12 +56,13 @@ pub(crate) async fn streams(
     let rows = client
         .query(
             &format!(
-                "SELECT stream_id, count(*), max(version), max(recorded_at)::text
+                "SELECT stream_id, count(*), max(version), {}
                  FROM {}.events
                  WHERE starts_with(stream_id, $1) AND stream_id COLLATE \"C\" > $2
                  GROUP BY stream_id
                  ORDER BY stream_id COLLATE \"C\"
                  LIMIT $3",
+                db::rfc3339("max(recorded_at)"),
                 quoted(schema)
             ),
             &[&args.prefix, &after, &limit],
@@ -105,8 +106,13 @@ pub(crate) async fn streams(
 }
 
 /// The columns of an event, in the order [`event_json`] reads them.
-const EVENT_COLUMNS: &str = "position, tx_id::text, stream_id, version, event_id, event_type, \
-                             schema_version, payload::text, metadata::text, recorded_at::text";
+fn event_columns() -> String {
+    format!(
+        "position, tx_id::text, stream_id, version, event_id, event_type, schema_version, \
+         payload::text, metadata::text, {}",
+        db::rfc3339("recorded_at")
+    )
+}
 
 /// A stored body as JSON, or as a string when it is not JSON (it always is: the column is
 /// `json`, checked on the way in).
@@ -169,7 +175,10 @@ pub(crate) async fn stream(
 ) -> Result<(), CliError> {
     let client = db::open(url, schema).await?;
     let q = quoted(schema);
-    let base = format!("SELECT {EVENT_COLUMNS} FROM {q}.events WHERE stream_id = $1");
+    let base = format!(
+        "SELECT {} FROM {q}.events WHERE stream_id = $1",
+        event_columns()
+    );
     let rows = match &args.at {
         None => {
             client
@@ -249,7 +258,8 @@ pub(crate) async fn event(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE event_id = $1",
+                "SELECT {} FROM {}.events WHERE event_id = $1",
+                event_columns(),
                 quoted(schema)
             ),
             &[&args.id],

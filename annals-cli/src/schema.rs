@@ -82,11 +82,14 @@ pub(crate) async fn status(url: &str, schema: &str, out: Output) -> Result<(), C
     // reader of the global log back until they end.
     let holding = client
         .query(
-            "SELECT DISTINCT a.pid, a.xact_start::text, a.state, left(a.query, 120)
+            &format!(
+                "SELECT DISTINCT a.pid, {}, a.state, left(a.query, 120)
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.relation = to_regclass(format('%I.events', $1::text))
                AND l.mode <> 'AccessShareLock' AND l.granted AND a.pid <> pg_backend_pid()
              ORDER BY a.pid",
+                db::rfc3339("a.xact_start")
+            ),
             &[&schema],
         )
         .await?;
@@ -166,7 +169,8 @@ pub(crate) async fn projections(
     let rows = client
         .query(
             &format!(
-                "SELECT name, position, updated_at::text FROM {}.checkpoints ORDER BY name",
+                "SELECT name, position, {} FROM {}.checkpoints ORDER BY name",
+                db::rfc3339("updated_at"),
                 quoted(schema)
             ),
             &[],

@@ -31,7 +31,12 @@ async fn projections_show_lag_and_reset_needs_confirmation() {
     let projection = &listed["projections"][0];
     assert_eq!(projection["name"], "balances");
     assert_eq!(projection["lag"], 2);
-    assert!(projection["updated_at"].is_string(), "{listed}");
+    assert!(
+        projection["updated_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{listed}"
+    );
 
     let human = run(&schema, &["projections"]);
     assert!(human.stdout.contains("balances"), "{}", human.stdout);

@@ -78,6 +78,22 @@ async fn stream_shows_events_with_metadata_up_to_a_version_or_a_time() {
     assert_eq!(events[0]["metadata"]["actor"], "tester");
     assert_eq!(events[2]["event_type"], "withdrawn");
 
+    // Times print as RFC 3339, and `--at` takes them back: up to the second event.
+    let second_at = events[1]["recorded_at"]
+        .as_str()
+        .expect("a time")
+        .to_owned();
+    assert!(
+        second_at.ends_with('Z') && second_at.contains('T'),
+        "{second_at}"
+    );
+    let at_printed = run(
+        &schema,
+        &["stream", "account-1", "--at", &second_at, "--json"],
+    )
+    .json();
+    assert_eq!(at_printed["events"].as_array().map(Vec::len), Some(2));
+
     let at_version = run(&schema, &["stream", "account-1", "--at", "1", "--json"]).json();
     assert_eq!(at_version["events"].as_array().map(Vec::len), Some(1));
     assert_eq!(at_version["version"], 1);
