@@ -148,3 +148,26 @@ async fn event_finds_one_by_id() {
     let not_a_uuid = run(&schema, &["event", "not-a-uuid"]);
     assert_eq!(not_a_uuid.code, 2);
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_early_is_no_error() {
+    let (store, schema) = store().await;
+    append(&store, "account-000", &["opened"]).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .env_remove("DATABASE_URL")
+        .args(["--database-url", &common::url(), "--schema", &schema])
+        .args(["stream", "account-000", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    // Closed before the binary writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("the binary exits");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
