@@ -263,11 +263,7 @@ impl SubjectMapping {
         let aggregate = self
             .aggregate_types
             .iter()
-            .filter(|t| {
-                stream.len() > t.len()
-                    && stream.starts_with(t.as_str())
-                    && stream.as_bytes()[t.len()] == b'-'
-            })
+            .filter(|t| event.stream_id.belongs_to(t))
             .max_by_key(|t| t.len())
             .map(String::as_str)
             .unwrap_or_else(|| stream.split('-').next().unwrap_or(stream));

@@ -182,6 +182,7 @@ pub mod testing;
 
 pub use config::{Notifications, PgConfig, PLANNER_SETTINGS};
 pub use error::PgError;
+pub use migrate::SCHEMA_VERSION;
 pub use projection::{PgProjection, PgProjectionRunner};
 pub use store::{PgEventStore, POOL_WAIT_SECONDS};
 

@@ -50,8 +50,9 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The latest schema version this crate knows.
-pub(crate) const LATEST: u32 = 6;
+/// The latest schema version this crate knows: the version
+/// [`PgEventStore::migrate`](crate::PgEventStore::migrate) brings a schema to.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The advisory lock key of `schema`'s migrations: a stable 64-bit FNV-1a hash, so every
 /// process and every version of this crate agree on it.
@@ -110,11 +111,11 @@ pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<Vec<u32
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
-    if let Some(newer) = applied.iter().filter(|&&v| v > LATEST as i32).max() {
+    if let Some(newer) = applied.iter().filter(|&&v| v > SCHEMA_VERSION as i32).max() {
         tracing::warn!(
             schema,
             newer,
-            known = LATEST,
+            known = SCHEMA_VERSION,
             "the schema was migrated by a newer annals-postgres"
         );
     }
@@ -154,7 +155,7 @@ mod tests {
         for (index, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version as usize, index + 1);
         }
-        assert_eq!(MIGRATIONS.len() as u32, LATEST);
+        assert_eq!(MIGRATIONS.len() as u32, SCHEMA_VERSION);
     }
 
     #[test]

@@ -77,6 +77,14 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this is a stream of aggregate type `aggregate_type` by the convention of
+    /// [`for_aggregate`](StreamId::for_aggregate): the id starts with `<aggregate_type>-`.
+    pub fn belongs_to(&self, aggregate_type: &str) -> bool {
+        self.0
+            .strip_prefix(aggregate_type)
+            .is_some_and(|rest| rest.starts_with('-'))
+    }
 }
 
 impl fmt::Display for StreamId {

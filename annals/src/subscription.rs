@@ -90,13 +90,10 @@ impl Filter {
 
     /// Whether `event` passes.
     pub fn matches(&self, event: &RecordedEvent) -> bool {
-        let stream = event.stream_id.as_str();
         let category = self.categories.as_ref().is_none_or(|categories| {
-            categories.iter().any(|category| {
-                stream.len() > category.len()
-                    && stream.starts_with(category.as_str())
-                    && stream.as_bytes()[category.len()] == b'-'
-            })
+            categories
+                .iter()
+                .any(|category| event.stream_id.belongs_to(category))
         });
         let event_type = self
             .event_types
