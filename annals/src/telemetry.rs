@@ -287,6 +287,9 @@ impl RepositoryMetrics {
 
 /// A projection runner's metric handles, registered once for its name.
 pub(crate) struct ProjectionMetrics {
+    /// Whether a recorder was installed when the handles were registered: the lag behind the
+    /// log's head, which costs a read of the head, is only measured then.
+    pub(crate) recording: bool,
     pub(crate) events: Counter,
     pub(crate) lag_events: Gauge,
     pub(crate) lag_seconds: Gauge,
@@ -299,6 +302,7 @@ impl ProjectionMetrics {
         use names::*;
         let labels = [("projection", projection.to_owned())];
         ProjectionMetrics {
+            recording: recording(),
             events: metrics::counter!(PROJECTION_EVENTS, &labels),
             lag_events: metrics::gauge!(PROJECTION_LAG_EVENTS, &labels),
             lag_seconds: metrics::gauge!(PROJECTION_LAG_SECONDS, &labels),

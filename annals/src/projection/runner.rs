@@ -186,12 +186,14 @@ impl<S: EventStore + Clone, P: ProjectionSink<S>> ProjectionRunner<S, P> {
                 };
                 let full = batch.len() >= self.batch_size;
                 match self.handle_batch(batch).await {
-                    Ok(_) if full => {
-                        // More may be waiting: how much is worth one look at the head.
+                    Ok(_) if full && self.metrics.recording => {
+                        // More may be waiting: how much is worth one look at the head, when
+                        // somebody records it.
                         if let Ok(head) = self.store.log_head().await {
                             self.record_lag(subscription.checkpoint(), head);
                         }
                     }
+                    Ok(_) if full => {}
                     Ok(_) => self.record_lag(subscription.checkpoint(), subscription.checkpoint()),
                     Err(RunError::Store {
                         source: StoreError::CheckpointMoved { .. },
