@@ -362,10 +362,9 @@ impl EventStore for MemoryEventStore {
             events,
         };
         let span = telemetry::append_span("memory", std::slice::from_ref(&append));
-        if span.is_disabled() {
-            return self.append_one(append);
-        }
-        let result = span.in_scope(|| self.append_one(append));
+        let entered = span.enter();
+        let result = self.append_one(append);
+        drop(entered);
         telemetry::record_append(&span, &result);
         result
     }

@@ -11,7 +11,7 @@
 //! | name | kind | unit | labels | what |
 //! |---|---|---|---|---|
 //! | `annals_commands_total` | counter | commands | `aggregate`, `outcome` | commands run, by how they ended: `appended`, `unchanged` (nothing to append), `duplicate` (a repeat under an idempotency key), `rejected`, `conflict` (gave up after conflicts, or an expected version not met), `failed` |
-//! | `annals_command_duration_seconds` | histogram | seconds | `aggregate` | one command, load to append, retries included |
+//! | `annals_command_duration_seconds` | histogram | seconds | `aggregate` | one command, from its start to the end of its last append (or to its decision, when it appends nothing), retries included |
 //! | `annals_command_conflicts_total` | counter | conflicts | `aggregate` | appends that met a concurrent write |
 //! | `annals_command_retries_total` | counter | decisions | `aggregate` | decisions made again after a conflict |
 //! | `annals_events_appended_total` | counter | events | `aggregate` | events appended by commands |
@@ -41,6 +41,8 @@
 //!   `annals.streams`, `annals.events`, `annals.expected_version`, `annals.conflict`;
 //! - `annals.projection.batch`: `annals.projection`, `annals.events`, `annals.checkpoint`,
 //!   `annals.lag_seconds`.
+
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use tracing::field::Empty;
@@ -173,8 +175,19 @@ pub fn describe() {
 /// The `annals.append` span of one append call, for a store to run the append in: the
 /// store's `db.system` (`"postgresql"`, ...), how many streams and events, the expected version
 /// of a one-stream append. Close it with [`record_append`].
+///
+/// When no subscriber listens at the `INFO` level this is [`Span::none`], made without
+/// counting anything.
 #[inline]
 pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
+    if tracing::Level::INFO > tracing::level_filters::LevelFilter::current() {
+        return Span::none();
+    }
+    listened_append_span(db_system, appends)
+}
+
+/// [`append_span`] when a subscriber may listen.
+fn listened_append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
     let span = tracing::info_span!(
         "annals.append",
         db.system = db_system,
@@ -184,7 +197,7 @@ pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
         annals.expected_version = Empty,
         annals.conflict = Empty,
     );
-    if let [one] = appends {
+    if let (false, [one]) = (span.is_disabled(), appends) {
         span.record(
             "annals.expected_version",
             tracing::field::display(one.expected),
@@ -194,11 +207,15 @@ pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
 }
 
 /// Records on an [`append_span`] whether the append met a conflict.
+#[inline]
 pub fn record_append<T>(span: &Span, result: &Result<T, StoreError>) {
-    span.record(
-        "annals.conflict",
-        matches!(result, Err(StoreError::Conflict { .. })),
-    );
+    // A disabled span would still look the field up by name.
+    if !span.is_disabled() {
+        span.record(
+            "annals.conflict",
+            matches!(result, Err(StoreError::Conflict { .. })),
+        );
+    }
 }
 
 /// How a command ended, as the `outcome` label says it.
@@ -241,11 +258,58 @@ pub(crate) fn recording() -> bool {
     metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
 }
 
+/// The clock readings of one command, taken only when a recorder is installed: at the start,
+/// and before and after each append. A command that appends ends when its last append does
+/// (the command duration is "load to append"), so it costs three readings; one that appends
+/// nothing ends when it is observed.
+pub(crate) struct Stopwatch {
+    started: Option<Instant>,
+    append_started: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+impl Stopwatch {
+    /// Starts timing a command if `on`; otherwise every method is a no-op.
+    #[inline]
+    pub(crate) fn start(on: bool) -> Self {
+        Stopwatch {
+            started: on.then(Instant::now),
+            append_started: None,
+            ended: None,
+        }
+    }
+
+    /// An append begins.
+    #[inline]
+    pub(crate) fn append_starts(&mut self) {
+        if self.started.is_some() {
+            self.append_started = Some(Instant::now());
+        }
+    }
+
+    /// The append begun last has ended: how long it took.
+    #[inline]
+    pub(crate) fn append_ended(&mut self) -> Option<Duration> {
+        let began = self.append_started.take()?;
+        let now = Instant::now();
+        self.ended = Some(now);
+        Some(now.saturating_duration_since(began))
+    }
+
+    /// How long the command took, from its start to the end of its last append (or to now,
+    /// when it appended nothing).
+    pub(crate) fn command(self) -> Option<Duration> {
+        let started = self.started?;
+        let ended = self.ended.unwrap_or_else(Instant::now);
+        Some(ended.saturating_duration_since(started))
+    }
+}
+
 /// A repository's metric handles, registered once for its aggregate type.
 pub(crate) struct RepositoryMetrics {
-    /// Whether a recorder was installed when the handles were registered: durations are only
-    /// measured then.
-    pub(crate) timed: bool,
+    /// Whether a recorder was installed when the handles were registered: without one every
+    /// handle is a no-op, and nothing is measured or counted.
+    pub(crate) recording: bool,
     commands: [Counter; 6],
     pub(crate) command_duration: Histogram,
     pub(crate) conflicts: Counter,
@@ -262,7 +326,7 @@ impl RepositoryMetrics {
         use names::*;
         let labels = [("aggregate", aggregate)];
         RepositoryMetrics {
-            timed: recording(),
+            recording: recording(),
             commands: Outcome::ALL.map(|outcome| {
                 metrics::counter!(COMMANDS, "aggregate" => aggregate, "outcome" => outcome.label())
             }),

@@ -1,10 +1,8 @@
 //! The steps of one command: find a repeat, start from a state, decide, append, and on a
 //! conflict take the stream's turn and decide again.
 
-use std::time::Instant;
-
 use tracing::field::Empty;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::aggregate::{Aggregate, Loaded};
 use crate::command::{idempotent_event_id, CommandContext, CommandOutcome};
@@ -12,7 +10,7 @@ use crate::error::StoreError;
 use crate::record::{AppendResult, NewEvent};
 use crate::store::{EventStore, HeldTurn};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
-use crate::telemetry::Outcome;
+use crate::telemetry::{Outcome, Stopwatch};
 
 use super::{Repository, RepositoryError};
 
@@ -44,7 +42,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        let started = self.metrics.timed.then(Instant::now);
         let span = tracing::info_span!(
             "annals.command",
             annals.aggregate = A::TYPE,
@@ -53,16 +50,38 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             annals.outcome = Empty,
             annals.attempts = Empty,
         );
-        // Without a subscriber the command's future is awaited where it is made, not moved
+        let mut watch = Stopwatch::start(self.metrics.recording);
+        let _turn = self.writers.take(id).await;
+        let mut held = None;
+        // Without a subscriber the attempts' future is awaited where it is made, not moved
         // into a wrapper.
         let result = if span.is_disabled() {
-            self.run_command(id, &command, &context).await
+            self.decide_and_append(id, &command, &context, &mut held, &mut watch)
+                .await
         } else {
-            self.run_command(id, &command, &context)
+            self.decide_and_append(id, &command, &context, &mut held, &mut watch)
                 .instrument(span.clone())
                 .await
         };
-        let outcome = match &result {
+        if let Some(turn) = held {
+            if let Err(error) = turn.release().await {
+                tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
+            }
+        }
+        if self.metrics.recording || !span.is_disabled() {
+            self.observe(&span, &result, watch);
+        }
+        result
+    }
+
+    /// Reports how a command ended: on its span, and in the metrics.
+    fn observe(
+        &self,
+        span: &Span,
+        result: &Result<CommandOutcome, RepositoryError<A::Error>>,
+        watch: Stopwatch,
+    ) {
+        let outcome = match result {
             Ok(done) if done.duplicate => Outcome::Duplicate,
             Ok(done) if done.appended > 0 => Outcome::Appended,
             Ok(_) => Outcome::Unchanged,
@@ -73,45 +92,26 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         };
         if !span.is_disabled() {
             span.record("annals.outcome", outcome.label());
-            if let Ok(done) = &result {
+            if let Ok(done) = result {
                 span.record("annals.attempts", done.attempts);
             }
         }
         self.metrics.command(outcome);
-        if let Some(started) = started {
-            self.metrics.command_duration.record(started.elapsed());
+        if let Some(took) = watch.command() {
+            self.metrics.command_duration.record(took);
         }
-        result
-    }
-
-    /// One command under this process's turn of the stream, the store's turn released after it.
-    async fn run_command(
-        &self,
-        id: &StreamId,
-        command: &A::Command,
-        context: &CommandContext,
-    ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        let _turn = self.writers.take(id).await;
-        let mut held = None;
-        let outcome = self
-            .decide_and_append(id, command, context, &mut held)
-            .await;
-        if let Some(turn) = held {
-            if let Err(error) = turn.release().await {
-                tracing::warn!(stream = %id, %error, "cannot release the stream's turn");
-            }
-        }
-        outcome
     }
 
     /// The attempts of one command, under this process's turn of the stream; from the first
     /// conflict on, under the stream's turn in the store (`held`) when the store has one.
+    /// `watch` times the appends.
     async fn decide_and_append(
         &self,
         id: &StreamId,
         command: &A::Command,
         context: &CommandContext,
         held: &mut Held,
+        watch: &mut Stopwatch,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
         let key = context.idempotency_key.as_deref();
         if let Some(key) = key {
@@ -156,7 +156,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             };
             let new_events = self.encode(id, &events, context)?;
             let appended = self
-                .append(held, id, new_events, context, loaded.version)
+                .append(held, watch, id, new_events, context, loaded.version)
                 .await;
             match appended {
                 Ok(result) if result.written => {
@@ -227,6 +227,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     async fn append(
         &self,
         held: &mut Held,
+        watch: &mut Stopwatch,
         id: &StreamId,
         new_events: Vec<NewEvent>,
         context: &CommandContext,
@@ -235,13 +236,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let expected = context
             .expected_version
             .unwrap_or(ExpectedVersion::Exact(decided_at));
-        let started = self.metrics.timed.then(Instant::now);
+        watch.append_starts();
         let appended = match held.take() {
             Some(turn) => turn.append_and_release(expected, new_events).await,
             None => self.store.append(id, expected, new_events).await,
         };
-        if let Some(started) = started {
-            self.metrics.append_duration.record(started.elapsed());
+        if let Some(took) = watch.append_ended() {
+            self.metrics.append_duration.record(took);
         }
         appended
     }
