@@ -236,12 +236,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let expected = context
             .expected_version
             .unwrap_or(ExpectedVersion::Exact(decided_at));
-        watch.append_starts();
+        let began = watch.append_starts();
         let appended = match held.take() {
             Some(turn) => turn.append_and_release(expected, new_events).await,
             None => self.store.append(id, expected, new_events).await,
         };
-        if let Some(took) = watch.append_ended() {
+        if let Some(took) = watch.append_ended(began) {
             self.metrics.append_duration.record(took);
         }
         appended

@@ -86,14 +86,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 return Ok(cached);
             }
         }
-        let initial = Loaded {
+        let initial = || Loaded {
             state: A::default(),
             version: Version::INITIAL,
         };
         if A::SNAPSHOT_EVERY == 0 {
-            return Ok(initial);
+            return Ok(initial());
         }
-        let started = self.usable_snapshot(id, until).await?;
+        let stored = self.store.load_snapshot(id).await?;
+        let started = stored.and_then(|snapshot| Self::usable_snapshot(id, until, snapshot));
         match &started {
             Some(_) => {
                 self.metrics.snapshot_hits.increment(1);
@@ -101,37 +102,35 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             }
             None => self.metrics.snapshot_misses.increment(1),
         }
-        Ok(started.unwrap_or(initial))
+        Ok(started.unwrap_or_else(initial))
     }
 
-    /// The latest usable snapshot of `id` (at or before `until`) as a state to replay from.
-    async fn usable_snapshot(
-        &self,
+    /// A stored snapshot of `id` as a state to replay from, if it is usable: of the current
+    /// snapshot version, at or before `until`, and decodable.
+    fn usable_snapshot(
         id: &StreamId,
         until: Option<Version>,
-    ) -> Result<Option<Loaded<A>>, RepositoryError<A::Error>> {
-        let Some(snapshot) = self.store.load_snapshot(id).await? else {
-            return Ok(None);
-        };
+        snapshot: Snapshot,
+    ) -> Option<Loaded<A>> {
         if snapshot.snapshot_version != A::SNAPSHOT_VERSION {
             tracing::debug!(stream = %id, stored = snapshot.snapshot_version, current = A::SNAPSHOT_VERSION,
                 "ignoring a snapshot of another snapshot version");
-            return Ok(None);
+            return None;
         }
         if until.is_some_and(|until| snapshot.version > until) {
-            return Ok(None);
+            return None;
         }
         match A::decode_snapshot(&snapshot.state) {
-            Some(Ok(state)) => Ok(Some(Loaded {
+            Some(Ok(state)) => Some(Loaded {
                 state,
                 version: snapshot.version,
-            })),
+            }),
             Some(Err(error)) => {
                 tracing::warn!(stream = %id, version = %snapshot.version, %error,
                     "ignoring a snapshot that does not decode; replaying the stream");
-                Ok(None)
+                None
             }
-            None => Ok(None),
+            None => None,
         }
     }
 
@@ -173,28 +172,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         until: Option<Until>,
     ) -> Result<(), RepositoryError<A::Error>> {
         let before = loaded.version;
-        let replayed = self.replay(held, id, loaded, until).await;
-        let events = loaded.version.0 - before.0;
-        self.metrics.replayed.record(events as f64);
-        Span::current().record("annals.events_replayed", events);
-        replayed
-    }
-
-    /// [`catch_up`](Repository::catch_up)'s reads.
-    async fn replay(
-        &self,
-        held: &mut Option<Box<dyn HeldTurn>>,
-        id: &StreamId,
-        loaded: &mut Loaded<A>,
-        until: Option<Until>,
-    ) -> Result<(), RepositoryError<A::Error>> {
         let unknown = self.unknown;
-        loop {
+        // One loop that breaks with its result, not a helper awaited here: a command's future
+        // holds this one, and every command copies it.
+        let result = loop {
             let from = loaded.version.next();
             // A load up to a version asks for no more than that: events past it would be read
             // (and a store that streams them would send them) only to be dropped.
             let limit = match until {
-                Some(Until::Version(v)) if v < from => return Ok(()),
+                Some(Until::Version(v)) if v < from => break Ok(()),
                 Some(Until::Version(v)) => usize::try_from(v.0 - from.0 + 1)
                     .unwrap_or(usize::MAX)
                     .min(self.batch_size),
@@ -228,20 +214,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 ControlFlow::Continue(())
             };
             let visited = match held {
-                Some(turn) => turn.replay(from, limit, &mut visit).await?,
-                None => {
-                    self.store
-                        .replay_stream(id, from, limit, &mut visit)
-                        .await?
-                }
+                Some(turn) => turn.replay(from, limit, &mut visit).await,
+                None => self.store.replay_stream(id, from, limit, &mut visit).await,
+            };
+            let visited = match visited {
+                Ok(visited) => visited,
+                Err(error) => break Err(error.into()),
             };
             if let Some(error) = failed {
-                return Err(error);
+                break Err(error);
             }
             if reached_until || visited < limit {
-                return Ok(());
+                break Ok(());
             }
-        }
+        };
+        let events = loaded.version.0 - before.0;
+        self.metrics.replayed.record(events as f64);
+        Span::current().record("annals.events_replayed", events);
+        result
     }
 }
 
