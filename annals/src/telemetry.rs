@@ -181,6 +181,13 @@ pub fn describe() {
     );
 }
 
+/// Whether a `tracing` subscriber may listen at the `INFO` level, the level of annals' spans:
+/// one load of the level filter's atomic.
+#[inline]
+pub(crate) fn listening() -> bool {
+    tracing::Level::INFO <= tracing::level_filters::LevelFilter::current()
+}
+
 /// The `annals.append` span of one append call, for a store to run the append in: the
 /// store's `db.system` (`"postgresql"`, ...), how many streams and events, the expected version
 /// of a one-stream append. Close it with [`record_append`].
@@ -189,7 +196,7 @@ pub fn describe() {
 /// counting anything.
 #[inline]
 pub fn append_span(db_system: &'static str, appends: &[StreamAppend]) -> Span {
-    if tracing::Level::INFO > tracing::level_filters::LevelFilter::current() {
+    if !listening() {
         return Span::none();
     }
     listened_append_span(db_system, appends)

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::record::{AppendResult, NewEvent};
 use crate::store::{EventStore, HeldTurn};
 use crate::stream::{ExpectedVersion, Position, StreamId, Version};
-use crate::telemetry::{Outcome, Stopwatch};
+use crate::telemetry::{self, Outcome, Stopwatch};
 
 use super::{Repository, RepositoryError};
 
@@ -42,14 +42,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: A::Command,
         context: CommandContext,
     ) -> Result<CommandOutcome, RepositoryError<A::Error>> {
-        let span = tracing::info_span!(
-            "annals.command",
-            annals.aggregate = A::TYPE,
-            annals.stream = %id,
-            annals.command = A::command_name(&command),
-            annals.outcome = Empty,
-            annals.attempts = Empty,
-        );
+        let span = if telemetry::listening() {
+            tracing::info_span!(
+                "annals.command",
+                annals.aggregate = A::TYPE,
+                annals.stream = %id,
+                annals.command = A::command_name(&command),
+                annals.outcome = Empty,
+                annals.attempts = Empty,
+            )
+        } else {
+            Span::none()
+        };
         let mut watch = Stopwatch::start(self.metrics.recording);
         let _turn = self.writers.take(id).await;
         let mut held = None;
@@ -262,7 +266,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             loaded.state.apply(event);
         }
         loaded.version = result.stream_version;
-        self.metrics.appended.increment(events.len() as u64);
+        if self.metrics.recording {
+            self.metrics.appended.increment(events.len() as u64);
+        }
         self.maybe_snapshot(id, &loaded, before).await;
         self.cache.put(id, loaded);
         CommandOutcome {
