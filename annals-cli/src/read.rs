@@ -51,23 +51,40 @@ pub(crate) async fn streams(
     let client = db::open(url, schema).await?;
     let limit = i64::from(args.limit);
     let after = args.after.unwrap_or_default();
-    // `ORDER BY stream_id COLLATE "C"` and `>` in the same collation: pages follow byte order,
-    // whatever the database's collation.
-    let rows = client
-        .query(
-            &format!(
-                "SELECT stream_id, count(*), max(version), {}
-                 FROM {}.events
-                 WHERE starts_with(stream_id, $1) AND stream_id COLLATE \"C\" > $2
-                 GROUP BY stream_id
-                 ORDER BY stream_id COLLATE \"C\"
-                 LIMIT $3",
-                db::rfc3339("max(recorded_at)"),
-                quoted(schema)
-            ),
-            &[&args.prefix, &after, &limit],
-        )
-        .await?;
+    // Pages are in the column's collation, for both the order and `>`. (A database's default
+    // collation is always deterministic, so no two stream ids compare equal and no stream
+    // falls between pages.) Without a prefix, a page reads its streams' events down the
+    // `(stream_id, version)` index and stops. With one, the streams that match can be anywhere
+    // in that index, so their events are read in one pass over the table instead of a walk
+    // down the whole index.
+    let q = quoted(schema);
+    let last_recorded = db::rfc3339("max(recorded_at)");
+    let rows = if args.prefix.is_empty() {
+        client
+            .query(
+                &format!(
+                    "SELECT stream_id, count(*), max(version), {last_recorded}
+                     FROM {q}.events
+                     WHERE stream_id > $1
+                     GROUP BY stream_id ORDER BY stream_id LIMIT $2"
+                ),
+                &[&after, &limit],
+            )
+            .await?
+    } else {
+        // `OFFSET 0` keeps the planner from turning the filter into an index walk.
+        client
+            .query(
+                &format!(
+                    "SELECT stream_id, count(*), max(version), {last_recorded}
+                     FROM (SELECT stream_id, version, recorded_at FROM {q}.events OFFSET 0) e
+                     WHERE starts_with(stream_id, $1) AND stream_id > $2
+                     GROUP BY stream_id ORDER BY stream_id LIMIT $3"
+                ),
+                &[&args.prefix, &after, &limit],
+            )
+            .await?
+    };
     let mut streams = Vec::new();
     for row in &rows {
         let id: String = row.try_get(0)?;

@@ -71,7 +71,12 @@ pub(crate) async fn status(url: &str, schema: &str, out: Output) -> Result<(), C
     let q = quoted(schema);
     let row = client
         .query_one(
-            &format!("SELECT count(*), count(DISTINCT stream_id), max(position) FROM {q}.events"),
+            // Every stream's first event has version 1, so counting those counts the streams
+            // in the same pass, without the sort or hash a `count(DISTINCT ..)` needs.
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE version = 1), max(position)
+                 FROM {q}.events"
+            ),
             &[],
         )
         .await?;

@@ -48,6 +48,21 @@ async fn streams_pages_by_id_with_a_prefix() {
     assert_eq!(streams[0]["version"], 2);
     assert_eq!(second["next_after"], serde_json::Value::Null);
 
+    // Without a prefix, pages walk every stream in id order.
+    let unfiltered = run(
+        &schema,
+        &["streams", "--limit", "2", "--after", "account-2", "--json"],
+    )
+    .json();
+    let ids: Vec<&str> = unfiltered["streams"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["stream_id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids, ["account-3", "order-1"]);
+    assert_eq!(unfiltered["next_after"], "order-1");
+
     let human = run(&schema, &["streams"]);
     assert_eq!(human.code, 0);
     assert!(human.stdout.starts_with("STREAM"), "{}", human.stdout);
