@@ -137,6 +137,28 @@ fn body(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
+/// The event at `checkpoint` (its commit and position) as stored, as JSON (`None`: there is
+/// none). Found down the primary key, `(tx_id, position)`.
+pub(crate) async fn stored_event(
+    client: &tokio_postgres::Client,
+    schema: &str,
+    checkpoint: annals::Checkpoint,
+) -> Result<Option<Value>, CliError> {
+    let position = i64::try_from(checkpoint.position.0)
+        .map_err(|_| CliError::Usage(format!("position {} is too large", checkpoint.position)))?;
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {} FROM {}.events WHERE tx_id = $1::text::xid8 AND position = $2",
+                event_columns(),
+                quoted(schema)
+            ),
+            &[&checkpoint.commit.to_string(), &position],
+        )
+        .await?;
+    row.as_ref().map(event_json).transpose()
+}
+
 /// One event row as JSON.
 fn event_json(row: &Row) -> Result<Value, CliError> {
     let position: i64 = row.try_get(0)?;

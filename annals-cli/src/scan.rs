@@ -38,11 +38,13 @@ pub(crate) async fn scan(
     {
         bar.set_style(style);
     }
-    // Keyset pages down the primary key `(tx_id, position)`.
+    // Keyset pages down the primary key `(tx_id, position)`. The ORDER BY names the table's
+    // columns (`e.`): a bare `tx_id` would be the output column `tx_id::text`, and sort as
+    // text ("1000" before "999"), by a full scan and sort per page.
     let statement = format!(
-        "SELECT tx_id::text, position, {columns} FROM {q}.events
-         WHERE (tx_id, position) > ($1::text::xid8, $2)
-         ORDER BY tx_id, position LIMIT $3"
+        "SELECT e.tx_id::text, e.position, {columns} FROM {q}.events e
+         WHERE (e.tx_id, e.position) > ($1::text::xid8, $2)
+         ORDER BY e.tx_id, e.position LIMIT $3"
     );
     let (mut tx_id, mut position) = ("0".to_owned(), 0_i64);
     let mut read = 0_u64;

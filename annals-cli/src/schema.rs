@@ -83,16 +83,22 @@ pub(crate) async fn status(url: &str, schema: &str, out: Output) -> Result<(), C
     let events: i64 = row.try_get(0)?;
     let streams: i64 = row.try_get(1)?;
     let last_position: Option<i64> = row.try_get(2)?;
-    // Transactions that write the events table (or lock it more than a read does) hold every
-    // reader of the global log back until they end.
+    // The transactions a reader of the global log waits for, as the store's horizon counts
+    // them: those holding a lock stronger than a read on the events table (an append, a
+    // migration) or on the checkpoints table (a projection batch, which may append through
+    // its transaction), in this database. Any other transaction, however long, is passed over.
     let holding = client
         .query(
             &format!(
                 "SELECT DISTINCT a.pid, {}, a.state, left(a.query, 120)
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.relation = to_regclass(format('%I.events', $1::text))
-               AND l.mode <> 'AccessShareLock' AND l.granted AND a.pid <> pg_backend_pid()
-             ORDER BY a.pid",
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'relation'
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND l.relation IN (to_regclass(format('%I.events', $1::text)),
+                                      to_regclass(format('%I.checkpoints', $1::text)))
+                   AND l.mode NOT IN ('AccessShareLock', 'RowShareLock')
+                   AND l.granted AND a.pid <> pg_backend_pid()
+                 ORDER BY a.pid",
                 db::rfc3339("a.xact_start")
             ),
             &[&schema],

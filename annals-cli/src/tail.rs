@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::db::{self, quoted};
 use crate::error::CliError;
+use crate::read;
+use crate::schema::text;
 use crate::Output;
 
 /// Events read per page.
@@ -60,8 +62,13 @@ pub(crate) async fn tail(
         after.position.0
     ));
     let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut printed = 0_u64;
-    if args.limit == Some(0) {
+    let mut printer = Printer {
+        args: &args,
+        from,
+        json: out.json,
+        printed: 0,
+    };
+    if printer.done() {
         return Ok(());
     }
     loop {
@@ -72,10 +79,17 @@ pub(crate) async fn tail(
         let events = match page {
             Ok(events) => events,
             Err(error) => match error.corrupt_checkpoint() {
-                // An event the store cannot read back: say so, and read on after it.
+                // An event the library cannot read back (its metadata or its stream id): it
+                // is printed as stored, and the tail reads on after it.
                 Some(next) => {
-                    crate::warn(format_args!("skipping an unreadable event: {error}"));
+                    crate::warn(format_args!("{error}; printed as stored"));
                     after = next;
+                    if let Some(event) = read::stored_event(&client, schema, next).await? {
+                        printer.print(&event)?;
+                        if printer.done() {
+                            return Ok(());
+                        }
+                    }
                     continue;
                 }
                 None => return Err(error.into()),
@@ -88,45 +102,70 @@ pub(crate) async fn tail(
             }
             continue;
         }
-        let stdout = std::io::stdout();
-        let mut w = stdout.lock();
         for event in &events {
             after = event.checkpoint();
-            if event.position.0 < from || !args.matches(event) {
-                continue;
-            }
-            if out.json {
-                writeln!(w, "{}", event_json(event))?;
-            } else {
-                writeln!(
-                    w,
-                    "{:>10}  {}@{}  {} v{}  {}",
-                    event.position.0,
-                    event.stream_id.as_str(),
-                    event.version.0,
-                    event.event_type,
-                    event.schema_version,
-                    event.payload.as_str()
-                )?;
-            }
-            printed += 1;
-            if args.limit.is_some_and(|limit| printed >= limit) {
-                w.flush()?;
+            printer.print(&event_json(event))?;
+            if printer.done() {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Prints the events that pass the filters, and counts them against `--limit`.
+struct Printer<'a> {
+    /// The filters and the limit.
+    args: &'a TailArgs,
+    /// Events below this position are left out.
+    from: u64,
+    /// One JSON document per line instead of a line of text.
+    json: bool,
+    /// Events printed so far.
+    printed: u64,
+}
+
+impl Printer<'_> {
+    /// Prints `event` (as [`event_json`] makes it) if it passes the filters.
+    fn print(&mut self, event: &Value) -> std::io::Result<()> {
+        let position = event["position"].as_u64().unwrap_or(0);
+        if position < self.from || !self.args.matches(event) {
+            return Ok(());
+        }
+        let stdout = std::io::stdout();
+        let mut w = stdout.lock();
+        if self.json {
+            writeln!(w, "{event}")?;
+        } else {
+            writeln!(
+                w,
+                "{position:>10}  {}@{}  {} v{}  {}",
+                text(&event["stream_id"]),
+                event["version"],
+                text(&event["event_type"]),
+                event["schema_version"],
+                event["payload"]
+            )?;
+        }
         w.flush()?;
+        self.printed += 1;
+        Ok(())
+    }
+
+    /// Whether `--limit` events have been printed.
+    fn done(&self) -> bool {
+        self.args.limit.is_some_and(|limit| self.printed >= limit)
     }
 }
 
 impl TailArgs {
     /// Whether `event` passes the `--type` and `--stream-prefix` filters.
-    fn matches(&self, event: &RecordedEvent) -> bool {
-        (self.types.is_empty() || self.types.contains(&event.event_type))
+    fn matches(&self, event: &Value) -> bool {
+        let field = |name: &str| event[name].as_str().unwrap_or_default();
+        (self.types.is_empty() || self.types.iter().any(|t| t == field("event_type")))
             && self
                 .stream_prefix
                 .as_deref()
-                .is_none_or(|prefix| event.stream_id.as_str().starts_with(prefix))
+                .is_none_or(|prefix| field("stream_id").starts_with(prefix))
     }
 }
 
@@ -143,8 +182,9 @@ async fn start_at(
     let row = client
         .query_opt(
             &format!(
-                "SELECT tx_id::text, position FROM {}.events WHERE position >= $1
-                 ORDER BY tx_id, position LIMIT 1",
+                // `e.tx_id`: the column, not the output `tx_id::text`, which sorts as text.
+                "SELECT e.tx_id::text, e.position FROM {}.events e WHERE e.position >= $1
+                 ORDER BY e.tx_id, e.position LIMIT 1",
                 quoted(schema)
             ),
             &[&wanted],

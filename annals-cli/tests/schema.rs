@@ -95,6 +95,41 @@ async fn status_shows_a_transaction_holding_readers_back() {
 
     let status = run(&schema, &["status", "--json"]).json();
     assert_eq!(status["holding_readers_back"], serde_json::json!([]));
+
+    // A projection batch writes its checkpoint first, and may append in the same transaction.
+    let transaction = client.transaction().await.expect("a transaction");
+    transaction
+        .batch_execute(&format!(
+            "INSERT INTO \"{schema}\".checkpoints (name, commit, position) VALUES ('p', 0, 0)"
+        ))
+        .await
+        .expect("the checkpoint is written");
+    let status = run(&schema, &["status", "--json"]).json();
+    assert_eq!(
+        status["holding_readers_back"]
+            .as_array()
+            .expect("a list")
+            .len(),
+        1,
+        "{status}"
+    );
+    transaction.rollback().await.expect("the rollback");
+
+    // A long transaction on another table holds no reader back.
+    let transaction = client.transaction().await.expect("a transaction");
+    transaction
+        .batch_execute(&format!(
+            "CREATE TABLE \"{schema}\".unrelated (n int); INSERT INTO \"{schema}\".unrelated VALUES (1)"
+        ))
+        .await
+        .expect("the other table is written");
+    let status = run(&schema, &["status", "--json"]).json();
+    assert_eq!(
+        status["holding_readers_back"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    transaction.rollback().await.expect("the rollback");
 }
 
 #[test]

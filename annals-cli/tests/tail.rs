@@ -153,3 +153,39 @@ async fn tail_stops_on_ctrl_c() {
     assert_eq!(code, 0);
     assert!(events.is_empty());
 }
+
+#[tokio::test]
+async fn tail_prints_an_event_the_library_cannot_read_as_stored() {
+    let (store, schema) = store().await;
+    let client = store.pool().get().await.expect("a connection");
+    // Written around the library: its metadata's correlation id is not a UUID.
+    let odd: i64 = client
+        .query_one(
+            &format!(
+                "INSERT INTO \"{schema}\".events
+                   (stream_id, version, event_id, event_type, schema_version, payload, metadata)
+                 VALUES ('account-9', 1, gen_random_uuid(), 'opened', 1, '{{\"n\": 7}}',
+                         '{{\"correlation_id\": \"not-a-uuid\"}}')
+                 RETURNING position"
+            ),
+            &[],
+        )
+        .await
+        .expect("the insert")
+        .get(0);
+    let child = spawn_tail(
+        &schema,
+        &["--from-position", &odd.to_string(), "--limit", "2"],
+    );
+    append(&store, "account-1", &["opened"]).await;
+
+    let (code, events) = finish(child);
+    assert_eq!(code, 0);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["position"], odd);
+    assert_eq!(events[0]["stream_id"], "account-9");
+    assert_eq!(events[0]["payload"]["n"], 7);
+    assert_eq!(events[0]["metadata"]["correlation_id"], "not-a-uuid");
+    assert_eq!(events[1]["stream_id"], "account-1");
+    assert_eq!(events[1]["metadata"]["actor"], "tester");
+}
