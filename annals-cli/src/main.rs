@@ -78,7 +78,8 @@ enum Verb {
     #[command(after_help = EXIT_CODES)]
     Migrate,
     /// The schema version, events, streams, last position, transactions holding readers back
-    /// and the projections' lag (the last position minus the checkpoint's).
+    /// (those writing the events or checkpoints table, which readers of the global log wait
+    /// for) and the projections' lag (the last position minus the checkpoint's).
     #[command(after_help = EXIT_CODES)]
     Status,
     /// Lists streams with their event counts and last versions, by stream id.
@@ -101,7 +102,8 @@ enum Verb {
     #[command(after_help = EXIT_CODES)]
     Stats,
     /// Follows the global log live, from its head or `--from-position`, until Ctrl-C or
-    /// `--limit`; `--json` prints one JSON document per line.
+    /// `--limit`; `--json` prints one JSON document per line. An event the library cannot
+    /// read back (its metadata, or its stream id) is printed as stored, with a warning.
     #[command(after_help = EXIT_CODES)]
     Tail(tail::TailArgs),
     /// Acts on one projection's checkpoint.
