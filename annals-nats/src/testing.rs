@@ -2,6 +2,12 @@
 //! node or a cluster, on free ports of 127.0.0.1, each with a temporary store directory that
 //! is removed when the server is dropped.
 //!
+//! A server picks its own client port (`--port -1`) and the harness reads it from the ports
+//! file the server writes once it listens, so no other process can take the port between
+//! choosing it and binding it, and a started server is always this process's own. A
+//! cluster's route ports must be known before its nodes start: they are chosen together, and
+//! a cluster whose node finds its route port taken is started again on new ports.
+//!
 //! The binary is `nats-server` on `PATH` (or `/usr/sbin/nats-server`, where Debian's package
 //! puts it). Without it the harness fails with a message saying how to install it: NATS tests
 //! never pass by skipping.
@@ -15,7 +21,7 @@
 //! ```
 
 use std::fs::{self, File};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,6 +36,9 @@ const INSTALL_HINT: &str = "nats-server was not found on PATH nor at /usr/sbin/n
 /// How long a server may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How many times a cluster is started on new route ports when one of them was taken.
+const CLUSTER_ATTEMPTS: usize = 5;
+
 /// The harness could not start or stop a server.
 #[derive(Debug, thiserror::Error)]
 #[error("NATS test harness: {0}")]
@@ -42,7 +51,9 @@ pub struct NatsServer {
     binary: PathBuf,
     name: String,
     dir: PathBuf,
-    port: u16,
+    /// The client port: `None` until the server first listens, then kept for
+    /// [`start_again`](NatsServer::start_again).
+    port: Option<u16>,
     /// The port other nodes route to, for a node of a cluster.
     cluster_port: Option<u16>,
     /// The other nodes' route URLs, for a node of a cluster.
@@ -74,7 +85,7 @@ impl NatsServer {
             binary: binary.to_owned(),
             name: name.to_owned(),
             dir,
-            port: free_port()?,
+            port: None,
             cluster_port,
             routes,
             child: None,
@@ -83,7 +94,8 @@ impl NatsServer {
 
     /// The client URL, `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        // A server is only handed out once it has listened, so its port is known.
+        format!("nats://127.0.0.1:{}", self.port.unwrap_or_default())
     }
 
     /// The server's name.
@@ -131,10 +143,17 @@ impl NatsServer {
         let err_log = log
             .try_clone()
             .map_err(|e| io_error("open", &log_path, e))?;
+        let ports_dir = self.dir.join("ports");
+        fs::create_dir_all(&ports_dir).map_err(|e| io_error("create", &ports_dir, e))?;
+        // The first start lets the server choose its port; a start again keeps it.
+        let port = self
+            .port
+            .map_or_else(|| "-1".to_owned(), |port| port.to_string());
         let mut command = Command::new(&self.binary);
         command
-            .args(["--jetstream", "--addr", "127.0.0.1", "--port"])
-            .arg(self.port.to_string())
+            .args(["--jetstream", "--addr", "127.0.0.1", "--port", &port])
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .arg("--store_dir")
             .arg(self.dir.join("jetstream"))
             .args(["--server_name", &self.name]);
@@ -152,17 +171,33 @@ impl NatsServer {
         let child = command
             .spawn()
             .map_err(|e| HarnessError(format!("cannot start {}: {e}", self.binary.display())))?;
+        let ports_file = ports_dir.join(format!("{}_{}.ports", self.binary_name(), child.id()));
         self.child = Some(child);
-        self.wait_until_listening()
+        let port = self.wait_until_listening(&ports_file)?;
+        self.port = Some(port);
+        Ok(())
     }
 
-    /// Waits until the client port accepts connections (JetStream may still be electing
-    /// leaders in a cluster: callers that need it retry their first request).
-    fn wait_until_listening(&mut self) -> Result<(), HarnessError> {
+    /// The binary's file name, which names the ports file.
+    fn binary_name(&self) -> String {
+        self.binary
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "nats-server".to_owned())
+    }
+
+    /// Waits until the server writes its ports file (it does once it listens), and returns its
+    /// client port. JetStream may still be electing leaders in a cluster: callers that need it
+    /// retry their first request.
+    fn wait_until_listening(&mut self, ports_file: &Path) -> Result<u16, HarnessError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Ok(());
+            // The file may be read while it is being written: a partial one is read again.
+            if let Some(port) = fs::read_to_string(ports_file)
+                .ok()
+                .and_then(|text| client_port(&text))
+            {
+                return Ok(port);
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -176,15 +211,26 @@ impl NatsServer {
             }
             if Instant::now() > deadline {
                 return Err(HarnessError(format!(
-                    "{} did not listen on port {} within {START_TIMEOUT:?}; its log:\n{}",
+                    "{} did not listen within {START_TIMEOUT:?}; its log:\n{}",
                     self.name,
-                    self.port,
                     self.log()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
+
+    /// Whether the server's log says a port it was to listen on was taken.
+    fn port_was_taken(&self) -> bool {
+        self.log().contains("address already in use")
+    }
+}
+
+/// The client port in a ports file: `{"nats":["nats://127.0.0.1:4222"], ..}`.
+fn client_port(ports_file: &str) -> Option<u16> {
+    let ports: serde_json::Value = serde_json::from_str(ports_file).ok()?;
+    let url = ports.get("nats")?.get(0)?.as_str()?;
+    url.rsplit_once(':')?.1.parse().ok()
 }
 
 impl Drop for NatsServer {
@@ -204,9 +250,21 @@ impl NatsCluster {
     /// Starts a cluster of `size` nodes (JetStream clustering needs at least 3).
     pub fn start(size: usize) -> Result<NatsCluster, HarnessError> {
         let binary = find_binary()?;
-        let cluster_ports = (0..size)
-            .map(|_| free_port())
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 1;
+        loop {
+            match NatsCluster::start_on_new_ports(&binary, size) {
+                Ok(cluster) => return Ok(cluster),
+                // A route port free when chosen was taken before its node bound it.
+                Err(failed) if failed.port_taken && attempt < CLUSTER_ATTEMPTS => attempt += 1,
+                Err(failed) => return Err(failed.error),
+            }
+        }
+    }
+
+    /// One try at starting a cluster on route ports chosen now. The nodes of a failed try
+    /// are stopped and their directories removed as they are dropped.
+    fn start_on_new_ports(binary: &Path, size: usize) -> Result<NatsCluster, FailedTry> {
+        let cluster_ports = free_ports(size).map_err(FailedTry::other)?;
         let mut nodes = Vec::with_capacity(size);
         for (index, port) in cluster_ports.iter().enumerate() {
             let routes = cluster_ports
@@ -215,10 +273,18 @@ impl NatsCluster {
                 .map(|other| format!("nats://127.0.0.1:{other}"))
                 .collect();
             let name = format!("annals-test-{}", index + 1);
-            nodes.push(NatsServer::prepare(&binary, &name, Some(*port), routes)?);
+            nodes.push(
+                NatsServer::prepare(binary, &name, Some(*port), routes)
+                    .map_err(FailedTry::other)?,
+            );
         }
         for node in &mut nodes {
-            node.run()?;
+            if let Err(error) = node.run() {
+                return Err(FailedTry {
+                    port_taken: node.port_was_taken(),
+                    error,
+                });
+            }
         }
         Ok(NatsCluster { nodes })
     }
@@ -252,16 +318,49 @@ fn find_binary() -> Result<PathBuf, HarnessError> {
         .ok_or_else(|| HarnessError(INSTALL_HINT.to_owned()))
 }
 
-/// A port of 127.0.0.1 free at the time of the call.
-fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| HarnessError(format!("cannot find a free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|address| address.port())
-        .map_err(|e| HarnessError(format!("cannot find a free port: {e}")))
+/// Why one try at starting a cluster failed.
+struct FailedTry {
+    error: HarnessError,
+    /// Whether a node found its port taken: a try on new ports may succeed.
+    port_taken: bool,
+}
+
+impl FailedTry {
+    /// A failure that new ports would not mend.
+    fn other(error: HarnessError) -> FailedTry {
+        FailedTry {
+            error,
+            port_taken: false,
+        }
+    }
+}
+
+/// `count` different ports of 127.0.0.1, free at the time of the call: their listeners are
+/// held until all are chosen, so no two are the same.
+fn free_ports(count: usize) -> Result<Vec<u16>, HarnessError> {
+    let error = |e: std::io::Error| HarnessError(format!("cannot find a free port: {e}"));
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(error))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().map(|a| a.port()).map_err(error))
+        .collect()
 }
 
 fn io_error(action: &str, path: &Path, error: std::io::Error) -> HarnessError {
     HarnessError(format!("cannot {action} {}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_port_is_read_from_a_whole_ports_file_only() {
+        let file = r#"{"nats":["nats://127.0.0.1:42505"],"cluster":["nats://127.0.0.1:6222"]}"#;
+        assert_eq!(client_port(file), Some(42505));
+        assert_eq!(client_port(&file[..20]), None);
+        assert_eq!(client_port(""), None);
+    }
 }
