@@ -144,16 +144,15 @@ pub(crate) async fn stored_event(
     schema: &str,
     checkpoint: annals::Checkpoint,
 ) -> Result<Option<Value>, CliError> {
-    let position = i64::try_from(checkpoint.position.0)
-        .map_err(|_| CliError::Usage(format!("position {} is too large", checkpoint.position)))?;
+    // Both as text, as `scan` passes its key: the checkpoint's values came from the store.
     let row = client
         .query_opt(
             &format!(
-                "SELECT {} FROM {}.events WHERE tx_id = $1::text::xid8 AND position = $2",
+                "SELECT {} FROM {}.events WHERE tx_id = $1::text::xid8 AND position = $2::text::int8",
                 event_columns(),
                 quoted(schema)
             ),
-            &[&checkpoint.commit.to_string(), &position],
+            &[&checkpoint.commit.to_string(), &checkpoint.position.0.to_string()],
         )
         .await?;
     row.as_ref().map(event_json).transpose()
